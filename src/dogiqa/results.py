@@ -1,0 +1,82 @@
+"""One result schema for every runner and sink (JSONL, CSV, Parquet, cache, report)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RegionRecord:
+    """One scored region. ``box`` is (x0, y0, x1, y1), exclusive ends, in full-image pixels.
+
+    ``kind``: "mask" (a segment), "complement" (the uncovered rest) or "whole" (the fallback region).
+    ``weight`` is the area weight used by aggregation; ``pixels`` the region's true pixel count.
+    """
+
+    index: int
+    kind: str
+    box: tuple[int, int, int, int]
+    weight: float
+    pixels: int
+    score: float | None = None
+    raw: str | None = None
+    probs: list[float] | None = None
+    entropy: float | None = None
+    variance: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class ImageResult:
+    """The result for one image. ``error`` is set (and ``score`` None) when the image could not be scored."""
+
+    path: str
+    score: float | None = None
+    global_score: float | None = None
+    local_score: float | None = None
+    regions: list[RegionRecord] = field(default_factory=list)
+    invalid: int = 0
+    width: int | None = None
+    height: int | None = None
+    n_masks: int = 0
+    global_raw: str | None = None
+    global_probs: list[float] | None = None
+    uncertainty: float | None = None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageResult:
+        data = dict(data)
+        regions = [RegionRecord(**{**r, "box": tuple(r["box"])}) for r in data.pop("regions", []) or []]
+        return cls(regions=regions, **data)
+
+
+FLAT_FIELDS = ["path", "score", "global_score", "local_score", "n_regions", "invalid", "uncertainty", "error"]
+
+
+def flat_row(result: ImageResult) -> dict[str, Any]:
+    """A one-line summary of a result (CSV rows, tables)."""
+    return {
+        "path": result.path,
+        "score": result.score,
+        "global_score": result.global_score,
+        "local_score": result.local_score,
+        "n_regions": len(result.regions),
+        "invalid": result.invalid,
+        "uncertainty": result.uncertainty,
+        "error": result.error,
+    }
