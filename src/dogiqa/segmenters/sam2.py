@@ -1,0 +1,372 @@
+"""SAM 2 automatic mask generation on transformers' ``Sam2Model``, reproducing Meta's generator.
+
+Meta's ``SAM2AutomaticMaskGenerator`` (as Dog-IQA configures it, spec section 3) is re-implemented here,
+vectorised in torch: one image embedding, the point grid in batches, multimask output, the predicted-IoU
+filter, the stability score on full-resolution logits, binarisation, boxes, greedy box NMS and NMS keep
+order. Full-resolution logits are produced in memory-bounded chunks, so 4000x3000 photos are fine.
+No torchvision, no ``Sam2Processor``, no pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from scipy import ndimage
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SMALL_REGION_MODES = ("skip", "fill")
+
+
+@dataclass(frozen=True)
+class AmgParams:
+    """Generator parameters, named as in Meta's ``SAM2AutomaticMaskGenerator``."""
+
+    points_per_side: int = 8
+    points_per_batch: int = 128
+    pred_iou_thresh: float = 0.9
+    stability_score_thresh: float = 0.8
+    stability_score_offset: float = 0.7
+    box_nms_thresh: float = 0.9
+    min_mask_region_area: int = 1000
+    mask_threshold: float = 0.0
+    multimask_output: bool = True
+    memory_budget_mb: int = 512  # ours: bound on full-resolution logits held at once
+
+
+# Presets as data. "paper": Dog-IQA's values (spec section 3); "sam2-default": Meta's defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "points_per_side": 8,
+        "points_per_batch": 128,
+        "pred_iou_thresh": 0.9,
+        "stability_score_thresh": 0.8,
+        "stability_score_offset": 0.7,
+        "box_nms_thresh": 0.9,
+        "min_mask_region_area": 1000,
+        "mask_threshold": 0.0,
+        "multimask_output": True,
+    },
+    "sam2-default": {
+        "points_per_side": 32,
+        "points_per_batch": 64,
+        "pred_iou_thresh": 0.8,
+        "stability_score_thresh": 0.95,
+        "stability_score_offset": 1.0,
+        "box_nms_thresh": 0.7,
+        "min_mask_region_area": 0,
+        "mask_threshold": 0.0,
+        "multimask_output": True,
+    },
+}
+
+
+def make_params(preset: str = "paper", **overrides: Any) -> AmgParams:
+    """Preset values with ``overrides`` applied; unknown names raise ``ValueError``."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown SAM 2 preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    known = {f.name for f in fields(AmgParams)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown SAM 2 generator option(s) {unknown}; known: {sorted(known)}")
+    return replace(AmgParams(), **{**PRESETS[preset], **overrides})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The math, as small pure functions (unit-tested on constructed inputs)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def preprocess(image: np.ndarray, size: int = 1024) -> torch.Tensor:
+    """uint8 HxWx3 -> (1, 3, size, size) float32: [0,1], antialiased bilinear resize, ImageNet mean/std."""
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(torch.float32).div(255)
+    x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    return x.sub(mean).div(std)
+
+
+def point_grid(n_per_side: int) -> np.ndarray:
+    """(n*n, 2) points in [0,1]^2 at offsets 1/(2n) .. 1-1/(2n), x varying fastest."""
+    offset = 1 / (2 * n_per_side)
+    side = np.linspace(offset, 1 - offset, n_per_side)
+    xs = np.tile(side[None, :], (n_per_side, 1))
+    ys = np.tile(side[:, None], (1, n_per_side))
+    return np.stack([xs, ys], axis=-1).reshape(-1, 2)
+
+
+def stability_score(logits: torch.Tensor, threshold: float, offset: float) -> torch.Tensor:
+    """count(logit > t + offset) / count(logit > t - offset) over the last two dims (0/0 -> NaN)."""
+    inter = (logits > threshold + offset).sum(dim=(-1, -2), dtype=torch.int64)
+    union = (logits > threshold - offset).sum(dim=(-1, -2), dtype=torch.int64)
+    return inter.to(torch.float32) / union.to(torch.float32)
+
+
+def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool -> (N, 4) int64 XYXY with inclusive ends; an empty mask gives 0,0,0,0."""
+    n, h, w = masks.shape
+    rows = masks.any(dim=-1)
+    cols = masks.any(dim=-2)
+    top = rows.to(torch.uint8).argmax(dim=-1)
+    bottom = h - 1 - rows.flip(-1).to(torch.uint8).argmax(dim=-1)
+    left = cols.to(torch.uint8).argmax(dim=-1)
+    right = w - 1 - cols.flip(-1).to(torch.uint8).argmax(dim=-1)
+    boxes = torch.stack([left, top, right, bottom], dim=-1).to(torch.int64)
+    return boxes * rows.any(dim=-1, keepdim=True)
+
+
+def box_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_thresh: float) -> torch.Tensor:
+    """Greedy NMS like torchvision's: stable descending score order, area (x1-x0)(y1-y0), drop IoU > thresh.
+
+    Returns kept indices in keep order (descending score).
+    """
+    if boxes.numel() == 0:
+        return torch.zeros(0, dtype=torch.int64)
+    b = boxes.to(torch.float32)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    iou = inter / (area[:, None] + area[None, :] - inter)
+    over = (iou.double() > iou_thresh).cpu().numpy()  # NaN (0/0) never suppresses
+    order = torch.sort(scores, descending=True, stable=True).indices.cpu().numpy()
+    suppressed = np.zeros(len(order), dtype=bool)
+    keep = []
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= over[i]
+    return torch.as_tensor(np.array(keep, dtype=np.int64))
+
+
+def _small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
+    """Pixels of (N, h, w) ``binary`` whose 8-connected component (per slice) has area <= max_area."""
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True  # 8-connectivity within each slice, none across slices
+    labels, count = ndimage.label(binary, structure=structure)
+    if count == 0:
+        return np.zeros_like(binary)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    areas[0] = max_area + 1  # label 0 is "not in the set"
+    return areas[labels] <= max_area
+
+
+def fill_small_regions(
+    logits: torch.Tensor, max_hole_area: int, max_sprinkle_area: int, threshold: float = 0.0
+) -> torch.Tensor:
+    """SAM 2's low-res clean-up: holes (background comps <= max_hole_area) -> threshold + 10, then
+    sprinkles (foreground comps <= max_sprinkle_area, found on the logits before the fill) -> threshold - 10.
+
+    ``logits``: (N, h, w). Returns a new tensor.
+    """
+    original = logits.detach().float().cpu().numpy()
+    out = logits.clone()
+    if max_hole_area > 0:
+        holes = torch.from_numpy(_small_components(original <= threshold, max_hole_area)).to(out.device)
+        out = torch.where(holes, torch.full_like(out, threshold + 10.0), out)
+    if max_sprinkle_area > 0:
+        dots = torch.from_numpy(_small_components(original > threshold, max_sprinkle_area)).to(out.device)
+        out = torch.where(dots, torch.full_like(out, threshold - 10.0), out)
+    return out
+
+
+def upsample(lowres: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(n, h, w) logits -> (n, H, W) float32, bilinear, align_corners False."""
+    return F.interpolate(lowres[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def chunk_size(height: int, width: int, budget_mb: int) -> int:
+    """Masks per chunk so that float logits plus three boolean maps stay within ``budget_mb``."""
+    per_mask = height * width * 7
+    return max(1, int(budget_mb * 2**20 // per_mask))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Model loading
+# ----------------------------------------------------------------------------------------------------------
+
+
+def load_sam2_model(model: str, device: str = "cpu", dtype: str = "float32") -> torch.nn.Module:
+    """Load a transformers ``Sam2Model`` from a local folder or a hub id (local cache tried first)."""
+    from transformers import Sam2Model
+
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"SAM 2 model folder {path} has no config.json (transformers format needed)")
+        net = Sam2Model.from_pretrained(str(path), dtype=torch_dtype)
+    else:
+        net = _load_from_hub(model, torch_dtype)
+    return net.to(device).eval()
+
+
+def _load_from_hub(model_id: str, torch_dtype: torch.dtype) -> torch.nn.Module:
+    from transformers import Sam2Model
+
+    try:
+        return Sam2Model.from_pretrained(model_id, dtype=torch_dtype, local_files_only=True)
+    except OSError:
+        pass
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+    try:
+        if offline:
+            raise OSError("HF_HUB_OFFLINE is set")
+        return Sam2Model.from_pretrained(model_id, dtype=torch_dtype)
+    except Exception as exc:  # network errors come in many types
+        raise RuntimeError(
+            f"cannot load SAM 2 model {model_id!r}: not in the local Hugging Face cache and the hub is not "
+            f"reachable ({exc.__class__.__name__}: {exc}). On a connected machine run "
+            f"`huggingface-cli download {model_id} --local-dir /path/to/sam2` and pass that folder instead "
+            "(Sam2Segmenter(model='/path/to/sam2') or `--sam2-model /path/to/sam2`)."
+        ) from exc
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The segmenter
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Sam2Segmenter:
+    """Dog-IQA's SAM 2 automatic mask generator on ``Sam2Model``.
+
+    ``preset``: "paper" (Dog-IQA) or "sam2-default". ``small_regions``: "skip" reproduces Meta's code without
+    its CUDA extension (every CPU run; min_mask_region_area has no effect); "fill" applies the hole fill and
+    sprinkle removal on the 256x256 low-res logits as Meta's code does when the extension is built.
+    ``overrides``: any ``AmgParams`` field, e.g. ``points_per_side=16``.
+    """
+
+    name = "sam2"
+
+    def __init__(
+        self,
+        model: str = "facebook/sam2-hiera-large",
+        preset: str = "paper",
+        small_regions: str = "skip",
+        device: str = "cpu",
+        dtype: str = "float32",
+        **overrides: Any,
+    ):
+        if small_regions not in SMALL_REGION_MODES:
+            raise ValueError(f"small_regions must be one of {SMALL_REGION_MODES}, got {small_regions!r}")
+        self.params = make_params(preset, **overrides)
+        self.preset = preset
+        self.small_regions = small_regions
+        self.device = torch.device(device)
+        self.model_name = str(model)
+        self.model = load_sam2_model(str(model), device=device, dtype=dtype)
+        self.dtype = next(self.model.parameters()).dtype
+        self.input_size = int(self.model.config.prompt_encoder_config.image_size)
+
+    # -- public API --------------------------------------------------------------------------------------
+
+    def segment(self, image: Image.Image) -> list[np.ndarray]:
+        """Boolean HxW masks at full resolution, in Meta's output order (NMS keep order)."""
+        return [record["segmentation"] for record in self.generate(image)]
+
+    def generate(self, image: Image.Image | np.ndarray) -> list[dict[str, Any]]:
+        """Records like Meta's generator: segmentation, area, bbox (XYWH), predicted_iou, point_coords,
+        stability_score, crop_box."""
+        pixels = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else np.asarray(image)
+        if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 HxWx3 image, got shape {pixels.shape} {pixels.dtype}")
+        height, width = pixels.shape[:2]
+        with torch.inference_mode():
+            embeddings = self._embed(pixels)
+            cands = self._candidates(embeddings, height, width)
+            stats = self._full_res_stats(cands["lowres"], height, width)
+            passed = stats["stability"] >= self.params.stability_score_thresh
+            cands = {k: v[passed] for k, v in {**cands, **stats}.items()}
+            keep = box_nms(cands["boxes"], cands["iou"], self.params.box_nms_thresh)
+            masks = self._binary_masks(cands["lowres"][keep], height, width)
+        return [self._record(cands, int(i), mask, width, height) for i, mask in zip(keep.tolist(), masks)]
+
+    # -- steps ---------------------------------------------------------------------------------------------
+
+    def _embed(self, pixels: np.ndarray) -> list[torch.Tensor]:
+        x = preprocess(pixels, self.input_size).to(self.device, self.dtype)
+        return self.model.get_image_embeddings(x)
+
+    def _points(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grid points in the image frame (float32) and in the model's input frame."""
+        pts = point_grid(self.params.points_per_side) * np.array([width, height])[None, :]
+        pts = torch.as_tensor(pts, dtype=torch.float32)
+        scaled = pts.clone()
+        scaled[:, 0] = scaled[:, 0] / width
+        scaled[:, 1] = scaled[:, 1] / height
+        return pts, scaled * self.input_size
+
+    def _candidates(self, embeddings: list[torch.Tensor], height: int, width: int) -> dict[str, torch.Tensor]:
+        """Decode all prompts; keep masks with predicted IoU > thresh; low-res logits (cleaned if asked)."""
+        points, scaled = self._points(height, width)
+        lowres, ious, pts = [], [], []
+        step = self.params.points_per_batch
+        for start in range(0, len(points), step):
+            batch = scaled[start : start + step].to(self.device, self.dtype)
+            out = self.model(
+                image_embeddings=embeddings,
+                input_points=batch[None, :, None, :],
+                input_labels=torch.ones(1, len(batch), 1, dtype=torch.int64, device=self.device),
+                multimask_output=self.params.multimask_output,
+            )
+            logits = out.pred_masks[0].float().cpu()  # (B, M, h, w)
+            iou = out.iou_scores[0].float().cpu()  # (B, M)
+            keep = iou.flatten() > self.params.pred_iou_thresh
+            lowres.append(logits.flatten(0, 1)[keep])
+            ious.append(iou.flatten()[keep])
+            pts.append(points[start : start + step].repeat_interleave(logits.shape[1], dim=0)[keep])
+        lowres_all = torch.cat(lowres)
+        if self.small_regions == "fill" and self.params.min_mask_region_area > 0 and len(lowres_all):
+            area = self.params.min_mask_region_area
+            lowres_all = fill_small_regions(lowres_all, area, area, self.params.mask_threshold)
+        return {"lowres": lowres_all, "iou": torch.cat(ious), "points": torch.cat(pts)}
+
+    def _full_res_stats(self, lowres: torch.Tensor, height: int, width: int) -> dict[str, torch.Tensor]:
+        """Stability, boxes and areas from full-resolution logits, computed chunk by chunk."""
+        stab, boxes, areas = [], [], []
+        step = chunk_size(height, width, self.params.memory_budget_mb)
+        thr, off = self.params.mask_threshold, self.params.stability_score_offset
+        for start in range(0, len(lowres), step):
+            full = upsample(lowres[start : start + step].to(self.device), (height, width))
+            stab.append(stability_score(full, thr, off).cpu())
+            binary = full > thr
+            del full
+            boxes.append(mask_boxes(binary).cpu())
+            areas.append(binary.sum(dim=(-1, -2), dtype=torch.int64).cpu())
+            del binary
+        if not stab:
+            empty = torch.zeros(0)
+            return {"stability": empty, "boxes": torch.zeros(0, 4, dtype=torch.int64), "areas": empty.long()}
+        return {"stability": torch.cat(stab), "boxes": torch.cat(boxes), "areas": torch.cat(areas)}
+
+    def _binary_masks(self, lowres: torch.Tensor, height: int, width: int) -> list[np.ndarray]:
+        masks: list[np.ndarray] = []
+        step = chunk_size(height, width, self.params.memory_budget_mb)
+        for start in range(0, len(lowres), step):
+            full = upsample(lowres[start : start + step].to(self.device), (height, width))
+            masks.extend(m.cpu().numpy() for m in (full > self.params.mask_threshold))
+        return masks
+
+    @staticmethod
+    def _record(cands: dict[str, torch.Tensor], i: int, mask: np.ndarray, width: int, height: int) -> dict:
+        x0, y0, x1, y1 = (float(v) for v in cands["boxes"][i].tolist())
+        return {
+            "segmentation": mask,
+            "area": int(cands["areas"][i]),
+            "bbox": [x0, y0, x1 - x0, y1 - y0],
+            "predicted_iou": float(cands["iou"][i]),
+            "point_coords": [[float(v) for v in cands["points"][i].tolist()]],
+            "stability_score": float(cands["stability"][i]),
+            "crop_box": [0.0, 0.0, float(width), float(height)],
+        }
