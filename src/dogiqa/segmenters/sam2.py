@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -23,6 +23,15 @@ from scipy import ndimage
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SMALL_REGION_MODES = ("skip", "fill")
+
+
+class Decoded(NamedTuple):
+    """Decoder outputs for one image: low-res logits (N, h, w), predicted IoU (N,), points (N, 2), (H, W)."""
+
+    lowres: torch.Tensor
+    iou: torch.Tensor
+    points: torch.Tensor
+    size: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -104,9 +113,15 @@ def point_grid(n_per_side: int) -> np.ndarray:
 
 def stability_score(logits: torch.Tensor, threshold: float, offset: float) -> torch.Tensor:
     """count(logit > t + offset) / count(logit > t - offset) over the last two dims (0/0 -> NaN)."""
-    inter = (logits > threshold + offset).sum(dim=(-1, -2), dtype=torch.int64)
-    union = (logits > threshold - offset).sum(dim=(-1, -2), dtype=torch.int64)
+    inter = count_true(logits > threshold + offset)
+    union = count_true(logits > threshold - offset)
     return inter.to(torch.float32) / union.to(torch.float32)
+
+
+def count_true(masks: torch.Tensor) -> torch.Tensor:
+    """Per-mask count of True over the last two dims (row sums first: about 2x faster on CPU)."""
+    row_dtype = torch.int16 if masks.shape[-1] < 2**15 else torch.int32
+    return masks.sum(dim=-1, dtype=row_dtype).sum(dim=-1, dtype=torch.int64)
 
 
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
@@ -155,9 +170,9 @@ def _small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
     labels, count = ndimage.label(binary, structure=structure)
     if count == 0:
         return np.zeros_like(binary)
-    areas = np.bincount(labels.ravel(), minlength=count + 1)
-    areas[0] = max_area + 1  # label 0 is "not in the set"
-    return areas[labels] <= max_area
+    small = np.bincount(labels.ravel(), minlength=count + 1) <= max_area
+    small[0] = False  # label 0 is "not in the set"
+    return small[labels]
 
 
 def fill_small_regions(
@@ -205,7 +220,9 @@ def load_sam2_model(model: str, device: str = "cpu", dtype: str = "float32") -> 
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"SAM 2 model folder {path} has no config.json (transformers format needed)")
+            raise FileNotFoundError(
+                f"SAM 2 model folder {path} has no config.json (transformers format needed)"
+            )
         net = Sam2Model.from_pretrained(str(path), dtype=torch_dtype)
     else:
         net = _load_from_hub(model, torch_dtype)
@@ -276,21 +293,25 @@ class Sam2Segmenter:
         return [record["segmentation"] for record in self.generate(image)]
 
     def generate(self, image: Image.Image | np.ndarray) -> list[dict[str, Any]]:
-        """Records like Meta's generator: segmentation, area, bbox (XYWH), predicted_iou, point_coords,
-        stability_score, crop_box."""
+        """Records like Meta's generator, in its output order: segmentation (bool HxW), area, bbox (XYWH),
+        predicted_iou, point_coords, stability_score, crop_box."""
+        return self.postprocess(self.decode(image))
+
+    def decode(self, image: Image.Image | np.ndarray) -> Decoded:
+        """Image embedding and all point prompts; masks already failing the IoU filter are dropped."""
         pixels = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else np.asarray(image)
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 HxWx3 image, got shape {pixels.shape} {pixels.dtype}")
         height, width = pixels.shape[:2]
         with torch.inference_mode():
-            embeddings = self._embed(pixels)
-            cands = self._candidates(embeddings, height, width)
-            stats = self._full_res_stats(cands["lowres"], height, width)
-            passed = stats["stability"] >= self.params.stability_score_thresh
-            cands = {k: v[passed] for k, v in {**cands, **stats}.items()}
-            keep = box_nms(cands["boxes"], cands["iou"], self.params.box_nms_thresh)
-            masks = self._binary_masks(cands["lowres"][keep], height, width)
-        return [self._record(cands, int(i), mask, width, height) for i, mask in zip(keep.tolist(), masks)]
+            lowres, iou, points = self._decode(self._embed(pixels), height, width)
+        return Decoded(lowres, iou, points, (height, width))
+
+    def postprocess(self, decoded: Decoded, small_regions: str | None = None) -> list[dict[str, Any]]:
+        """Meta's filters, NMS and records for decoder outputs (``small_regions`` defaults to ours)."""
+        mode = small_regions or self.small_regions
+        with torch.inference_mode():
+            return masks_from_logits(*decoded, self.params, mode, self.device)
 
     # -- steps ---------------------------------------------------------------------------------------------
 
@@ -307,8 +328,11 @@ class Sam2Segmenter:
         scaled[:, 1] = scaled[:, 1] / height
         return pts, scaled * self.input_size
 
-    def _candidates(self, embeddings: list[torch.Tensor], height: int, width: int) -> dict[str, torch.Tensor]:
-        """Decode all prompts; keep masks with predicted IoU > thresh; low-res logits (cleaned if asked)."""
+    def _decode(
+        self, embeddings: list[torch.Tensor], height: int, width: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All prompts in batches of points_per_batch -> low-res logits (N, h, w), predicted IoU (N,) and
+        image-frame points (N, 2); masks failing the IoU filter are dropped per batch to bound memory."""
         points, scaled = self._points(height, width)
         lowres, ious, pts = [], [], []
         step = self.params.points_per_batch
@@ -320,53 +344,90 @@ class Sam2Segmenter:
                 input_labels=torch.ones(1, len(batch), 1, dtype=torch.int64, device=self.device),
                 multimask_output=self.params.multimask_output,
             )
-            logits = out.pred_masks[0].float().cpu()  # (B, M, h, w)
-            iou = out.iou_scores[0].float().cpu()  # (B, M)
-            keep = iou.flatten() > self.params.pred_iou_thresh
-            lowres.append(logits.flatten(0, 1)[keep])
-            ious.append(iou.flatten()[keep])
-            pts.append(points[start : start + step].repeat_interleave(logits.shape[1], dim=0)[keep])
-        lowres_all = torch.cat(lowres)
-        if self.small_regions == "fill" and self.params.min_mask_region_area > 0 and len(lowres_all):
-            area = self.params.min_mask_region_area
-            lowres_all = fill_small_regions(lowres_all, area, area, self.params.mask_threshold)
-        return {"lowres": lowres_all, "iou": torch.cat(ious), "points": torch.cat(pts)}
+            logits = out.pred_masks[0].float().flatten(0, 1)  # (B*M, h, w), points repeated M times
+            iou = out.iou_scores[0].float().flatten()
+            keep = iou_filter(iou, self.params.pred_iou_thresh)
+            lowres.append(logits[keep])
+            ious.append(iou[keep])
+            per_point = out.pred_masks.shape[2]
+            pts.append(points[start : start + step].repeat_interleave(per_point, dim=0)[keep.cpu()])
+        return torch.cat(lowres), torch.cat(ious), torch.cat(pts)
 
-    def _full_res_stats(self, lowres: torch.Tensor, height: int, width: int) -> dict[str, torch.Tensor]:
-        """Stability, boxes and areas from full-resolution logits, computed chunk by chunk."""
-        stab, boxes, areas = [], [], []
-        step = chunk_size(height, width, self.params.memory_budget_mb)
-        thr, off = self.params.mask_threshold, self.params.stability_score_offset
-        for start in range(0, len(lowres), step):
-            full = upsample(lowres[start : start + step].to(self.device), (height, width))
-            stab.append(stability_score(full, thr, off).cpu())
-            binary = full > thr
-            del full
-            boxes.append(mask_boxes(binary).cpu())
-            areas.append(binary.sum(dim=(-1, -2), dtype=torch.int64).cpu())
-            del binary
-        if not stab:
-            empty = torch.zeros(0)
-            return {"stability": empty, "boxes": torch.zeros(0, 4, dtype=torch.int64), "areas": empty.long()}
-        return {"stability": torch.cat(stab), "boxes": torch.cat(boxes), "areas": torch.cat(areas)}
 
-    def _binary_masks(self, lowres: torch.Tensor, height: int, width: int) -> list[np.ndarray]:
-        masks: list[np.ndarray] = []
-        step = chunk_size(height, width, self.params.memory_budget_mb)
-        for start in range(0, len(lowres), step):
-            full = upsample(lowres[start : start + step].to(self.device), (height, width))
-            masks.extend(m.cpu().numpy() for m in (full > self.params.mask_threshold))
-        return masks
+# ----------------------------------------------------------------------------------------------------------
+# From decoder outputs to Meta's records
+# ----------------------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _record(cands: dict[str, torch.Tensor], i: int, mask: np.ndarray, width: int, height: int) -> dict:
-        x0, y0, x1, y1 = (float(v) for v in cands["boxes"][i].tolist())
-        return {
-            "segmentation": mask,
-            "area": int(cands["areas"][i]),
-            "bbox": [x0, y0, x1 - x0, y1 - y0],
-            "predicted_iou": float(cands["iou"][i]),
-            "point_coords": [[float(v) for v in cands["points"][i].tolist()]],
-            "stability_score": float(cands["stability"][i]),
-            "crop_box": [0.0, 0.0, float(width), float(height)],
-        }
+
+def iou_filter(iou: torch.Tensor, thresh: float) -> torch.Tensor:
+    """Meta keeps predicted IoU strictly greater than the threshold (compared in the scores' dtype)."""
+    return iou > thresh
+
+
+def masks_from_logits(
+    lowres: torch.Tensor,
+    iou: torch.Tensor,
+    points: torch.Tensor,
+    size: tuple[int, int],
+    params: AmgParams,
+    small_regions: str = "skip",
+    device: torch.device | str = "cpu",
+) -> list[dict[str, Any]]:
+    """Meta's post-processing of one crop: IoU filter, optional low-res clean-up, stability on full-size
+    logits, binarise, boxes, box NMS; records in NMS keep order. ``lowres``: (N, h, w) logits."""
+    keep = iou_filter(iou, params.pred_iou_thresh)
+    lowres, iou, points = lowres[keep], iou[keep].cpu(), points[keep.cpu()].cpu()
+    if small_regions == "fill" and params.min_mask_region_area > 0 and len(lowres):
+        area = params.min_mask_region_area
+        lowres = fill_small_regions(lowres, area, area, params.mask_threshold)
+    height, width = size
+    stats = _full_res_stats(lowres, size, params, device)
+    passed = stats["stability"] >= params.stability_score_thresh
+    lowres, iou, points = lowres[passed.to(lowres.device)], iou[passed], points[passed]
+    stats = {k: v[passed] for k, v in stats.items()}
+    kept = box_nms(stats["boxes"], iou, params.box_nms_thresh)
+    masks = _binary_masks(lowres[kept.to(lowres.device)], size, params, device)
+    records = []
+    for i, mask in zip(kept.tolist(), masks, strict=True):
+        x0, y0, x1, y1 = (float(v) for v in stats["boxes"][i].tolist())
+        records.append(
+            {
+                "segmentation": mask,
+                "area": int(stats["areas"][i]),
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "predicted_iou": float(iou[i]),
+                "point_coords": [[float(v) for v in points[i].tolist()]],
+                "stability_score": float(stats["stability"][i]),
+                "crop_box": [0.0, 0.0, float(width), float(height)],
+            }
+        )
+    return records
+
+
+def _full_res_stats(
+    lowres: torch.Tensor, size: tuple[int, int], params: AmgParams, device: torch.device | str
+) -> dict[str, torch.Tensor]:
+    """Stability, boxes and areas from full-resolution logits, computed chunk by chunk."""
+    stab, boxes, areas = [torch.zeros(0)], [torch.zeros(0, 4, dtype=torch.int64)], [torch.zeros(0).long()]
+    step = chunk_size(*size, params.memory_budget_mb)
+    for start in range(0, len(lowres), step):
+        full = upsample(lowres[start : start + step].to(device), size)
+        stab.append(stability_score(full, params.mask_threshold, params.stability_score_offset).cpu())
+        binary = full > params.mask_threshold
+        del full
+        boxes.append(mask_boxes(binary).cpu())
+        areas.append(count_true(binary).cpu())
+        del binary
+    return {"stability": torch.cat(stab), "boxes": torch.cat(boxes), "areas": torch.cat(areas)}
+
+
+def _binary_masks(
+    lowres: torch.Tensor, size: tuple[int, int], params: AmgParams, device: torch.device | str
+) -> list[np.ndarray]:
+    """Full-resolution boolean masks, upsampled again chunk by chunk (only the kept few)."""
+    masks: list[np.ndarray] = []
+    step = chunk_size(*size, params.memory_budget_mb)
+    for start in range(0, len(lowres), step):
+        full = upsample(lowres[start : start + step].to(device), size)
+        masks.extend(m.cpu().numpy() for m in (full > params.mask_threshold))
+    return masks
