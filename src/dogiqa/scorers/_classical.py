@@ -21,7 +21,7 @@ from dogiqa.scorers.base import Crop, CropScore
 
 ImageLike = Image.Image | np.ndarray
 
-# MATLAB rgb2gray: first row of inv([1 .956 .621; 1 -.272 -.647; 1 -1.106 1.703]) (documented as .2989 .5870 .1140).
+# MATLAB rgb2gray: first row of inv([1 .956 .621; 1 -.272 -.647; 1 -1.106 1.703]) (docs: .2989 .5870 .1140).
 MATLAB_GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
 # OpenCV COLOR_RGB2GRAY fixed point (14 bits): R, G, B.
 OPENCV_GRAY_Q14 = (4899, 9617, 1868)
@@ -83,7 +83,7 @@ def gaussian_1d(size: int = 7, sigma: float = 7 / 6) -> np.ndarray:
 
 
 def gaussian_filter(x: np.ndarray, mode: str = "nearest") -> np.ndarray:
-    """7x7 Gaussian (sigma 7/6) filtering, separable; ``nearest`` = replicate borders, ``constant`` = zeros."""
+    """7x7 Gaussian (sigma 7/6), separable; mode ``nearest`` = replicate borders, ``constant`` = zeros."""
     g = gaussian_1d()
     y = ndimage.correlate1d(x, g, axis=0, mode=mode, cval=0.0)
     return ndimage.correlate1d(y, g, axis=1, mode=mode, cval=0.0)
@@ -94,6 +94,27 @@ def mscn(x: np.ndarray, c: float = 1.0, mode: str = "nearest") -> np.ndarray:
     mu = gaussian_filter(x, mode)
     sigma = np.sqrt(np.abs(gaussian_filter(x * x, mode) - mu * mu))
     return (x - mu) / (sigma + c)
+
+
+def gaussian_blur_opencv_f32(x: np.ndarray) -> np.ndarray:
+    """OpenCV ``GaussianBlur(x, (7, 7), 7/6, BORDER_REPLICATE)`` on float32, emulating its float32 arithmetic.
+
+    Row pass then symmetric column pass, each step a fused multiply-add rounded to float32 (as OpenCV's SIMD
+    code does on x86-64 with FMA). Exact rounding matters on flat areas, where the sign of (x - mu) decides
+    BRISQUE's AGGD counts.
+    """
+    k = gaussian_1d().astype(np.float32).astype(np.float64)
+    h, w = x.shape
+    p = np.pad(x.astype(np.float32), ((0, 0), (3, 3)), mode="edge").astype(np.float64)
+    s = np.zeros((h, w), np.float32)
+    for i in range(7):
+        s = (p[:, i : i + w] * k[i] + s).astype(np.float32)
+    q = np.pad(s, ((3, 3), (0, 0)), mode="edge")
+    t = (q[3 : 3 + h].astype(np.float64) * k[3]).astype(np.float32)
+    for i in range(1, 4):
+        pair = (q[3 + i : 3 + i + h] + q[3 - i : 3 - i + h]).astype(np.float64)  # float32 sum, exact in f64
+        t = (pair * k[3 + i] + t).astype(np.float32)
+    return t
 
 
 # ---------------------------------------------------------------- resizing
