@@ -106,14 +106,22 @@ def gaussian_blur_opencv_f32(x: np.ndarray) -> np.ndarray:
     k = gaussian_1d().astype(np.float32).astype(np.float64)
     h, w = x.shape
     p = np.pad(x.astype(np.float32), ((0, 0), (3, 3)), mode="edge").astype(np.float64)
+    acc = np.empty((h, w))  # exact product + sum in float64, then one rounding to float32 = an FMA
     s = np.zeros((h, w), np.float32)
     for i in range(7):
-        s = (p[:, i : i + w] * k[i] + s).astype(np.float32)
+        np.multiply(p[:, i : i + w], k[i], out=acc)
+        np.add(acc, s, out=acc)
+        s[...] = acc
     q = np.pad(s, ((3, 3), (0, 0)), mode="edge")
-    t = (q[3 : 3 + h].astype(np.float64) * k[3]).astype(np.float32)
+    t = np.empty((h, w), np.float32)
+    np.multiply(q[3 : 3 + h], k[3], out=acc)
+    t[...] = acc
+    pair = np.empty((h, w), np.float32)
     for i in range(1, 4):
-        pair = (q[3 + i : 3 + i + h] + q[3 - i : 3 - i + h]).astype(np.float64)  # float32 sum, exact in f64
-        t = (pair * k[3 + i] + t).astype(np.float32)
+        np.add(q[3 + i : 3 + i + h], q[3 - i : 3 - i + h], out=pair)  # float32 sum, as OpenCV
+        np.multiply(pair, k[3 + i], out=acc)
+        np.add(acc, t, out=acc)
+        t[...] = acc
     return t
 
 
@@ -189,25 +197,34 @@ R_GAMMA = gamma_fn(2 / GAMMA_GRID) ** 2 / (gamma_fn(1 / GAMMA_GRID) * gamma_fn(3
 
 
 def aggd_rhatnorm(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Left std, right std and normalised r-hat of each row of ``v`` (NaN where a side is empty)."""
-    neg, pos = v < 0, v > 0
+    """Left std, right std and normalised r-hat of each row of ``v`` (NaN where a side is empty).
+
+    Zeros count in the row length (the means) but on neither side, as in MATLAB and OpenCV.
+    """
+    neg, pos = np.minimum(v, 0), np.maximum(v, 0)
+    neg_sq, pos_sq = np.einsum("ij,ij->i", neg, neg), np.einsum("ij,ij->i", pos, pos)
+    n = v.shape[1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        left = np.sqrt(np.sum(np.where(neg, v * v, 0), axis=1) / neg.sum(axis=1))
-        right = np.sqrt(np.sum(np.where(pos, v * v, 0), axis=1) / pos.sum(axis=1))
+        left = np.sqrt(neg_sq / np.count_nonzero(neg, axis=1))
+        right = np.sqrt(pos_sq / np.count_nonzero(pos, axis=1))
         ghat = left / right
-        rhat = np.mean(np.abs(v), axis=1) ** 2 / np.mean(v * v, axis=1)
+        rhat = ((pos.sum(axis=1) - neg.sum(axis=1)) / n) ** 2 / ((neg_sq + pos_sq) / n)
         rnorm = rhat * (ghat**3 + 1) * (ghat + 1) / (ghat**2 + 1) ** 2
     return left, right, rnorm
 
 
-def gamma_argmin(rnorm: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """Shape parameter minimising (r(gamma) - rnorm)^2 on MATLAB's grid; first index on ties, 0.2 for NaN."""
-    out = np.empty(rnorm.shape[0])
-    for s in range(0, rnorm.shape[0], chunk):
-        d = (R_GAMMA[None, :] - rnorm[s : s + chunk, None]) ** 2
-        idx = np.argmin(d, axis=1)  # a NaN row gives index 0, as MATLAB's min does
-        out[s : s + chunk] = GAMMA_GRID[idx]
-    return out
+def nearest_gamma(rnorm: np.ndarray, ties_upper: bool = False) -> np.ndarray:
+    """Grid shape whose r(gamma) is nearest to each ``rnorm`` (r is strictly increasing on the grid).
+
+    Equals MATLAB's ``min((r_gam - rnorm).^2)`` (first index on ties; 0.2 for NaN) and, with ``ties_upper``,
+    OpenCV's walk that stops when |r(gamma) - rnorm| starts to grow (it keeps going on ties).
+    """
+    hi = np.clip(np.searchsorted(R_GAMMA, np.nan_to_num(rnorm, nan=-np.inf)), 1, len(R_GAMMA) - 1)
+    lo = hi - 1
+    d_lo, d_hi = (R_GAMMA[lo] - rnorm) ** 2, (R_GAMMA[hi] - rnorm) ** 2
+    pick_hi = d_hi <= d_lo if ties_upper else d_hi < d_lo
+    idx = np.where(pick_hi, hi, lo)
+    return np.where(np.isnan(rnorm), GAMMA_GRID[0], GAMMA_GRID[idx])
 
 
 # ---------------------------------------------------------------- scorer shell

@@ -19,14 +19,13 @@ import yaml
 from scipy.special import gamma as gamma_fn
 
 from dogiqa.scorers._classical import (
-    GAMMA_GRID,
-    R_GAMMA,
     ClassicalScorer,
     ImageLike,
     NotScorableError,
     aggd_rhatnorm,
     gaussian_blur_opencv_f32,
     gray_opencv,
+    nearest_gamma,
     params_path,
     resize_opencv_cubic,
 )
@@ -43,21 +42,6 @@ def svr_model() -> dict[str, np.ndarray]:
         return {k: data[k].copy() for k in data.files}
 
 
-def _opencv_first_local_min(rnorm: np.ndarray) -> np.ndarray:
-    """OpenCV's shape search: walk the 0.2:0.001:10 grid, stop when |r(gamma) - rnorm| starts growing."""
-    diff = np.abs(R_GAMMA[None, :] - rnorm[:, None])
-    rising = diff[:, 1:] > diff[:, :-1]
-    stop = np.where(rising.any(axis=1), rising.argmax(axis=1), len(GAMMA_GRID) - 1)
-    gam = GAMMA_GRID[stop]
-    return np.where(np.isnan(rnorm), GAMMA_GRID[0], gam)
-
-
-def _aggd(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(gamma, left sigma, right sigma) per row, OpenCV flavour (zeros count in the totals only)."""
-    left, right, rnorm = aggd_rhatnorm(v)
-    return _opencv_first_local_min(rnorm), left, right
-
-
 def _scale_features(x: np.ndarray) -> list[float]:
     """18 features of one scale (float32 image in 0..1)."""
     mu = gaussian_blur_opencv_f32(x)
@@ -66,13 +50,13 @@ def _scale_features(x: np.ndarray) -> list[float]:
         sigma = np.sqrt(ex2 - mu * mu) + np.float32(1 / 255)
     structdis = np.nan_to_num((x - mu) / sigma, nan=0.0)  # OpenCV's max/min/patchNaNs treat NaN as 0
     h, w = structdis.shape
-    rows = [structdis.ravel()]
-    for dr, dc in SHIFTS:
-        shifted = np.zeros_like(structdis)
+    rows = np.zeros((5, h, w))  # float64 sums, as cv::sum; products stay float32 products
+    rows[0] = structdis
+    for k, (dr, dc) in enumerate(SHIFTS, start=1):
         r0, r1, c0, c1 = max(0, -dr), min(h, h - dr), max(0, -dc), min(w, w - dc)
-        shifted[r0:r1, c0:c1] = structdis[r0 + dr : r1 + dr, c0 + dc : c1 + dc]
-        rows.append((structdis * shifted).ravel())
-    gam, left, right = _aggd(np.stack(rows).astype(np.float64))
+        rows[k, r0:r1, c0:c1] = structdis[r0:r1, c0:c1] * structdis[r0 + dr : r1 + dr, c0 + dc : c1 + dc]
+    left, right, rnorm = aggd_rhatnorm(rows.reshape(5, -1))
+    gam = nearest_gamma(rnorm, ties_upper=True)
     feats = [gam[0], (left[0] ** 2 + right[0] ** 2) / 2]
     for i in range(1, 5):
         g = gam[i]

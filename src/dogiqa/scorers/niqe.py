@@ -17,10 +17,10 @@ from dogiqa.scorers._classical import (
     ImageLike,
     NotScorableError,
     aggd_rhatnorm,
-    gamma_argmin,
     gray_matlab,
     imresize_matlab,
     mscn,
+    nearest_gamma,
     params_path,
 )
 
@@ -51,7 +51,7 @@ def _block_features(x: np.ndarray, size: int) -> np.ndarray:
         vecs.append((blocks * np.roll(blocks, (dr, dc), axis=(1, 2))).reshape(n, -1))
     v = np.concatenate(vecs, axis=0)  # (5N, size*size)
     left, right, rnorm = aggd_rhatnorm(v)
-    alpha = gamma_argmin(rnorm)
+    alpha = nearest_gamma(rnorm)
     with np.errstate(invalid="ignore"):
         k = np.sqrt(gamma_fn(1 / alpha) / gamma_fn(3 / alpha))
         bl, br = left * k, right * k
