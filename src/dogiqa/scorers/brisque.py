@@ -108,7 +108,7 @@ def _read_opencv_yaml(path: Path) -> dict:
     text = Path(path).read_text()
     text = re.sub(r"^%YAML:1\.0\s*", "", text)
     text = text.replace("!!opencv-matrix", "")
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def convert_opencv_model(model_yml: Path, range_yml: Path, out_npz: Path) -> None:
