@@ -119,3 +119,17 @@ def test_matlab_imresize_keeps_constants_and_odd_sizes() -> None:
     out = imresize_matlab(np.full((45, 33), 7.5), 0.5)
     assert out.shape == (23, 17)
     np.testing.assert_allclose(out, 7.5)
+
+
+def _truncated_png(tmp_path, size=(200, 200)) -> Image.Image:
+    path = tmp_path / "cut.png"
+    _texture(size[1], size[0]).save(path)
+    path.write_bytes(path.read_bytes()[:2000])  # header intact, pixel data cut short
+    return Image.open(path)  # lazy: decoding fails only when the scorer touches the pixels
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_undecodable_crop_is_recorded_not_raised(cls: type, tmp_path) -> None:
+    out = cls().score_crops([Crop(_truncated_png(tmp_path)), Crop(_texture(200, 200))])
+    assert out[0].score is None and cls.name in out[0].error and "OSError" in out[0].error
+    assert out[1].valid

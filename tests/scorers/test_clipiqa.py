@@ -120,3 +120,12 @@ def test_folder_without_processor_config_uses_clip_defaults(tiny_clip_dir: Path,
     np.testing.assert_allclose(
         [o.score for o in s.score_crops(crops)], [o.score for o in ref.score_crops(crops)], atol=1e-5
     )
+
+
+def test_undecodable_crop_is_recorded_not_raised(scorer: CLIPIQAScorer, tmp_path: Path) -> None:
+    path = tmp_path / "cut.png"
+    _images(1)[0].resize((200, 200)).save(path)
+    path.write_bytes(path.read_bytes()[:2000])
+    out = scorer.score_crops([Crop(Image.open(path)), Crop(_images(1)[0])])
+    assert out[0].score is None and out[0].error.startswith("clipiqa failed: OSError")
+    assert out[1].valid
