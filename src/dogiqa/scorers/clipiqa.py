@@ -102,9 +102,7 @@ class CLIPIQAScorer:
             try:
                 ready.append((i, self._pixels(crop)))
             except Exception as exc:  # one bad crop must not stop the batch
-                results[i] = CropScore(
-                    score=None, error=f"not scorable: CLIP-IQA: {type(exc).__name__}: {exc}"
-                )
+                results[i] = CropScore(score=None, error=f"clipiqa failed: {type(exc).__name__}: {exc}")
         for start in range(0, len(ready), self.batch_size):
             chunk = ready[start : start + self.batch_size]
             for (i, _), probs in zip(chunk, self._forward([p for _, p in chunk]), strict=True):
