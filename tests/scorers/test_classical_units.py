@@ -58,6 +58,12 @@ def test_tiny_crop_is_not_scorable_and_does_not_raise(cls: type, size: tuple[int
     assert out[1].valid  # the bad crop does not affect its neighbour
 
 
+@pytest.mark.parametrize("cls", CLASSES)
+def test_empty_crop_is_not_scorable(cls: type) -> None:
+    out = cls().score_crops([Crop(Image.new("RGB", (0, 120)))])[0]
+    assert out.score is None and out.error.startswith("not scorable:")
+
+
 def test_niqe_scores_exactly_one_block() -> None:
     assert NIQEScorer().score_crops([Crop(_texture(96, 96))])[0].valid
 

@@ -126,6 +126,7 @@ def test_undecodable_crop_is_recorded_not_raised(scorer: CLIPIQAScorer, tmp_path
     path = tmp_path / "cut.png"
     _images(1)[0].resize((200, 200)).save(path)
     path.write_bytes(path.read_bytes()[:2000])
-    out = scorer.score_crops([Crop(Image.open(path)), Crop(_images(1)[0])])
+    out = scorer.score_crops([Crop(Image.open(path)), Crop(_images(1)[0]), Crop(Image.new("RGB", (0, 5)))])
     assert out[0].score is None and out[0].error.startswith("clipiqa failed: OSError")
     assert out[1].valid
+    assert out[2].score is None and out[2].error.startswith("not scorable: empty crop")

@@ -91,14 +91,15 @@ class CLIPIQAScorer:
 
     def _pixels(self, crop: Crop) -> Any:
         image = crop.image if crop.image.mode == "RGB" else crop.image.convert("RGB")
-        if min(image.size) < 1:
-            raise ValueError(f"empty crop {image.size}")
         return self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
 
     def score_crops(self, crops: Sequence[Crop]) -> list[CropScore]:
         results: list[CropScore | None] = [None] * len(crops)
         ready: list[tuple[int, Any]] = []
         for i, crop in enumerate(crops):
+            if min(crop.image.size) < 1:
+                results[i] = CropScore(score=None, error=f"not scorable: empty crop {crop.image.size}")
+                continue
             try:
                 ready.append((i, self._pixels(crop)))
             except Exception as exc:  # one bad crop must not stop the batch
