@@ -1,0 +1,153 @@
+"""A run's report: one overlay PNG per image and one self-contained HTML page (thumbnails embedded, a table
+sortable by score, no external assets)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from dogiqa.io import ImageLoadError, load_image
+from dogiqa.report.overlay import render_overlay
+from dogiqa.results import ImageResult
+
+THUMB_SIZE = 256
+PAGE_NAME = "index.html"
+
+_SCRIPT = """
+function sortBy(col, numeric) {
+  const body = document.querySelector('#results tbody');
+  const th = document.querySelectorAll('#results th')[col];
+  const dir = th.dataset.dir === 'desc' ? 'asc' : 'desc';
+  document.querySelectorAll('#results th').forEach(h => delete h.dataset.dir);
+  th.dataset.dir = dir;
+  const key = r => r.children[col].dataset.v;
+  const rows = Array.from(body.rows).sort((a, b) => {
+    let x = key(a), y = key(b);
+    if (numeric) { x = x === '' ? -Infinity : +x; y = y === '' ? -Infinity : +y; }
+    const c = x < y ? -1 : x > y ? 1 : 0;
+    return dir === 'asc' ? c : -c;
+  });
+  rows.forEach(r => body.appendChild(r));
+}
+"""
+
+_STYLE = """
+body { font-family: sans-serif; margin: 1.5em; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: middle; }
+th { cursor: pointer; background: #f0f0f0; }
+th[data-dir=asc]::after { content: " \\25B2"; } th[data-dir=desc]::after { content: " \\25BC"; }
+td.err { color: #b00; }
+img { display: block; }
+"""
+
+# (title, numeric) of the table's columns
+COLUMNS = [
+    ("#", True),
+    ("image", False),
+    ("file", False),
+    ("score", True),
+    ("global", True),
+    ("local", True),
+    ("regions", True),
+    ("error", False),
+]
+
+
+def _safe_name(index: int, path: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem or "image")[:80]
+    return f"{index:04d}_{stem}.png"
+
+
+def _thumbnail_uri(image: Image.Image) -> str:
+    thumb = image.copy()
+    thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    buf = io.BytesIO()
+    thumb.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _cell(value: float | int | str | None, text: str | None = None, cls: str = "") -> str:
+    v = "" if value is None else str(value)
+    shown = text if text is not None else ("-" if value is None else html.escape(str(value)))
+    attr = f' class="{cls}"' if cls else ""
+    return f'<td data-v="{html.escape(v, quote=True)}"{attr}>{shown}</td>'
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _row(index: int, result: ImageResult, png: str | None, thumb: str | None, error: str | None) -> str:
+    img = (
+        f'<a href="{html.escape(png, quote=True)}"><img src="{thumb}" alt="overlay {index}"></a>'
+        if png and thumb
+        else ""
+    )
+    cells = [
+        _cell(index),
+        _cell(None, img),
+        _cell(result.path, html.escape(result.path)),
+        _cell(result.score, _num(result.score)),
+        _cell(result.global_score, _num(result.global_score)),
+        _cell(result.local_score, _num(result.local_score)),
+        _cell(len(result.regions)),
+        _cell(error or "", html.escape(error or ""), "err" if error else ""),
+    ]
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _load(source: Image.Image | str | Path) -> Image.Image:
+    return source.convert("RGB") if isinstance(source, Image.Image) else load_image(source)
+
+
+def write_report(
+    results: Sequence[ImageResult],
+    images_or_paths: Sequence[Image.Image | str | Path],
+    out_dir: str | Path,
+    title: str = "dogiqa report",
+) -> Path:
+    """Write ``out_dir/NNNN_<name>.png`` overlays and ``out_dir/index.html``; returns the page's path.
+
+    ``images_or_paths[i]`` is the image of ``results[i]`` (a PIL image or a file). An image that cannot be
+    loaded or drawn gets a table row with the error instead of a PNG; the report is still written."""
+    if len(results) != len(images_or_paths):
+        raise ValueError(f"{len(results)} results but {len(images_or_paths)} images")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (result, source) in enumerate(zip(results, images_or_paths, strict=True)):
+        png = thumb = None
+        error = result.error
+        try:
+            overlay = render_overlay(_load(source), result)
+            png = _safe_name(i, result.path)
+            overlay.save(out / png)
+            thumb = _thumbnail_uri(overlay)
+        except (ImageLoadError, OSError, ValueError) as exc:
+            error = f"report: {exc}" if not error else f"{error}; report: {exc}"
+        rows.append(_row(i, result, png, thumb, error))
+    page = out / PAGE_NAME
+    page.write_text(_page(title, rows), encoding="utf-8")
+    return page
+
+
+def _page(title: str, rows: list[str]) -> str:
+    head = "".join(
+        f'<th onclick="sortBy({i}, {str(num).lower()})">{html.escape(name)}</th>'
+        for i, (name, num) in enumerate(COLUMNS)
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>"
+        f"<h1>{html.escape(title)}</h1><p>{len(rows)} images. Click a column title to sort.</p>\n"
+        f'<table id="results"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(rows)
+        + f"\n</tbody></table>\n<script>{_SCRIPT}</script>\n</body></html>\n"
+    )
