@@ -58,16 +58,40 @@ def _box_mask(box: Sequence[int], height: int, width: int) -> np.ndarray:
     return m
 
 
-def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font, colour, margin: int = 0) -> None:
-    """Text on a dark box, shifted left/up as needed to stay ``margin`` pixels inside the image."""
+def _label(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[int, int],
+    text: str,
+    font,
+    colour,
+    margin: int = 0,
+    taken: list[tuple[int, int, int, int]] | None = None,
+) -> None:
+    """Text on a dark box, shifted left/up as needed to stay ``margin`` pixels inside the image and moved
+    down past the boxes in ``taken`` (labels already drawn), which it then joins."""
     left, top, right, bottom = draw.textbbox(xy, text, font=font)
     pad = max(2, font.size // 5)
-    shift_x = max(0, right + pad + margin - draw.im.size[0])
-    shift_y = max(0, bottom + pad + margin - draw.im.size[1])
-    x, y = xy[0] - shift_x, xy[1] - shift_y
-    left, top, right, bottom = draw.textbbox((x, y), text, font=font)
-    draw.rectangle((left - pad, top - pad, right + pad, bottom + pad), fill=(0, 0, 0), outline=colour)
+    x = xy[0] - max(0, right + pad + margin - draw.im.size[0])
+    y = xy[1] - max(0, bottom + pad + margin - draw.im.size[1])
+    for _ in range(len(taken or [])):
+        rect = _padded(draw.textbbox((x, y), text, font=font), pad)
+        hit = next((t for t in taken or [] if _overlaps(rect, t)), None)
+        if hit is None:
+            break
+        y = hit[3] + pad + 1
+    rect = _padded(draw.textbbox((x, y), text, font=font), pad)
+    draw.rectangle(rect, fill=(0, 0, 0), outline=colour)
     draw.text((x, y), text, font=font, fill=(255, 255, 255))
+    if taken is not None:
+        taken.append(rect)
+
+
+def _padded(box, pad: int) -> tuple[int, int, int, int]:
+    return int(box[0] - pad), int(box[1] - pad), int(box[2] + pad), int(box[3] + pad)
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _region_mask(region: RegionRecord, i: int, masks, height: int, width: int) -> np.ndarray:
@@ -99,9 +123,10 @@ def render_overlay(image: Image.Image, result: ImageResult, masks: list[np.ndarr
         shapes.append((region, colour))
     out = Image.fromarray(arr)
     draw = ImageDraw.Draw(out)
+    taken: list[tuple[int, int, int, int]] = []
     for region, colour in shapes:
         x0, y0 = int(region.box[0]), int(region.box[1])
-        _label(draw, (x0 + line + 2, y0 + line + 2), f"{_fmt(region.score)}", font, colour)
+        _label(draw, (x0 + line + 2, y0 + line + 2), f"{_fmt(region.score)}", font, colour, taken=taken)
     _corner_panel(draw, result, font)
     return out
 
