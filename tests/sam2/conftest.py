@@ -25,39 +25,9 @@ def reference() -> dict:
     return {"root": REFERENCE, "cases": cases, "masks": masks}
 
 
-def tiny_sam2_config():
-    """offline-recipes.md section 4.1: a real Sam2 architecture with tiny sizes."""
-    from transformers import Sam2Config
-
-    dims = [8, 16, 32, 64]
-    backbone = dict(
-        model_type="sam2_hiera_det_model",
-        hidden_size=8,
-        embed_dim_per_stage=dims,
-        num_attention_heads_per_stage=[1, 1, 2, 2],
-        blocks_per_stage=[1, 1, 2, 1],
-        window_size_per_stage=[8, 4, 14, 7],
-        global_attention_blocks=[3],
-    )
-    return Sam2Config(
-        vision_config=dict(backbone_config=backbone, backbone_channel_list=dims[::-1], fpn_hidden_size=32),
-        prompt_encoder_config=dict(hidden_size=32, mask_input_channels=4),
-        mask_decoder_config=dict(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
-    )
-
-
 @pytest.fixture(scope="session")
 def tiny_sam2_dir(tmp_path_factory) -> Path:
-    """A random tiny Sam2Model, biased as in section 4.2 so that masks pass Dog-IQA's thresholds."""
-    from transformers import Sam2Model
+    """A random tiny Sam2Model (recipe 4.1), biased as in recipe 4.2 so that masks pass Dog-IQA's thresholds."""
+    from dogiqa.testing.sam2_tiny import build_sam2
 
-    torch.manual_seed(0)
-    model = Sam2Model(tiny_sam2_config()).eval()
-    with torch.no_grad():
-        model.mask_decoder.iou_prediction_head.proj_out.bias.fill_(6.0)
-        for mlp in model.mask_decoder.output_hypernetworks_mlps:
-            mlp.proj_out.weight.mul_(1e7)
-            mlp.proj_out.bias.mul_(1e7)
-    out = tmp_path_factory.mktemp("tiny_sam2")
-    model.save_pretrained(out)
-    return out
+    return build_sam2(tmp_path_factory.mktemp("tiny_sam2"))
