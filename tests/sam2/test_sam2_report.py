@@ -87,7 +87,7 @@ def test_write_report_structure(tmp_path):
     tags = [t for t, _ in shape.tags]
     assert tags.count("table") == 1 and tags.count("tr") == 1 + 3 and tags.count("th") == 8
     imgs = [a for t, a in shape.tags if t == "img"]
-    assert len(imgs) == 2 and all(a["src"].startswith("data:image/png;base64,") for a in imgs)
+    assert len(imgs) == 2 and all(a["src"].startswith("data:image/jpeg;base64,") for a in imgs)
     thumb = Image.open(io.BytesIO(base64.b64decode(imgs[0]["src"].split(",", 1)[1])))
     assert max(thumb.size) <= 256
     assert not any(t in ("link",) for t in tags) and "http" not in text  # self-contained
@@ -140,3 +140,17 @@ def test_sam2_regions_through_pipeline_into_report(tiny_sam2_dir, tmp_path):
     page = write_report([result], [image], tmp_path / "report")
     pngs = list(page.parent.glob("*.png"))
     assert len(pngs) == 1 and Image.open(pngs[0]).size == (240, 180)
+
+
+def test_report_writer_streams(tmp_path):
+    from dogiqa.report.html import ReportWriter
+
+    src = tmp_path / "c.png"
+    _image().save(src)
+    writer = ReportWriter(tmp_path / "rep", title="run <1>")
+    first = writer.add(_result(str(src), 4.0))  # no source given: drawn from result.path
+    assert first is not None and first.exists() and Image.open(first).size == (400, 300)
+    assert writer.add(_result(str(tmp_path / "missing.png"), 2.0)) is None
+    page = writer.close()
+    text = page.read_text()
+    assert "run &lt;1&gt;" in text and text.count("<tr>") == 3 and "file not found" in text

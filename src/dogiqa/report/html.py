@@ -69,8 +69,8 @@ def _thumbnail_uri(image: Image.Image) -> str:
     thumb = image.copy()
     thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
     buf = io.BytesIO()
-    thumb.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    thumb.save(buf, format="JPEG", quality=85)  # JPEG keeps a page of thousands of images small
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _cell(value: float | int | str | None, text: str | None = None, cls: str = "") -> str:
@@ -107,6 +107,39 @@ def _load(source: Image.Image | str | Path) -> Image.Image:
     return source.convert("RGB") if isinstance(source, Image.Image) else load_image(source)
 
 
+class ReportWriter:
+    """Streaming report: ``add`` writes an image's overlay PNG at once and keeps only its table row (so a
+    run of thousands of images never holds their masks); ``close`` writes the HTML page."""
+
+    def __init__(self, out_dir: str | Path, title: str = "dogiqa report"):
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.title = title
+        self.rows: list[str] = []
+
+    def add(self, result: ImageResult, source: Image.Image | str | Path | None = None) -> Path | None:
+        """Overlay for ``result`` drawn on ``source`` (default: ``result.path``); returns the PNG's path, or
+        None when the image could not be loaded or drawn (the row then shows why)."""
+        index = len(self.rows)
+        png = thumb = None
+        error = result.error
+        try:
+            overlay = render_overlay(_load(source if source is not None else result.path), result)
+            png = _safe_name(index, result.path)
+            overlay.save(self.out / png)
+            thumb = _thumbnail_uri(overlay)
+        except (ImageLoadError, OSError, ValueError) as exc:
+            png = None
+            error = f"report: {exc}" if not error else f"{error}; report: {exc}"
+        self.rows.append(_row(index, result, png, thumb, error))
+        return self.out / png if png else None
+
+    def close(self) -> Path:
+        page = self.out / PAGE_NAME
+        page.write_text(_page(self.title, self.rows), encoding="utf-8")
+        return page
+
+
 def write_report(
     results: Sequence[ImageResult],
     images_or_paths: Sequence[Image.Image | str | Path],
@@ -119,23 +152,10 @@ def write_report(
     loaded or drawn gets a table row with the error instead of a PNG; the report is still written."""
     if len(results) != len(images_or_paths):
         raise ValueError(f"{len(results)} results but {len(images_or_paths)} images")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, (result, source) in enumerate(zip(results, images_or_paths, strict=True)):
-        png = thumb = None
-        error = result.error
-        try:
-            overlay = render_overlay(_load(source), result)
-            png = _safe_name(i, result.path)
-            overlay.save(out / png)
-            thumb = _thumbnail_uri(overlay)
-        except (ImageLoadError, OSError, ValueError) as exc:
-            error = f"report: {exc}" if not error else f"{error}; report: {exc}"
-        rows.append(_row(i, result, png, thumb, error))
-    page = out / PAGE_NAME
-    page.write_text(_page(title, rows), encoding="utf-8")
-    return page
+    writer = ReportWriter(out_dir, title)
+    for result, source in zip(results, images_or_paths, strict=True):
+        writer.add(result, source)
+    return writer.close()
 
 
 def _page(title: str, rows: list[str]) -> str:

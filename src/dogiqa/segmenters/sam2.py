@@ -218,10 +218,11 @@ def chunk_size(height: int, width: int, budget_mb: int) -> int:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def load_sam2_model(model: str, device: str = "cpu", dtype: str = "float32") -> torch.nn.Module:
+def load_sam2_model(model: str, device: str = "cpu", dtype: str | None = "float32") -> torch.nn.Module:
     """Load a transformers ``Sam2Model`` from a local folder or a hub id (local cache tried first)."""
     from transformers import Sam2Model
 
+    dtype = "float32" if dtype in (None, "auto") else dtype  # float32 reproduces Meta's generator exactly
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
         raise ValueError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
@@ -279,8 +280,8 @@ class Sam2Segmenter:
         model: str = "facebook/sam2-hiera-large",
         preset: str = "paper",
         small_regions: str = "skip",
-        device: str = "cpu",
-        dtype: str = "float32",
+        device: str | None = "cpu",
+        dtype: str | None = "float32",
         **overrides: Any,
     ):
         if small_regions not in SMALL_REGION_MODES:
@@ -288,6 +289,7 @@ class Sam2Segmenter:
         self.params = make_params(preset, **overrides)
         self.preset = preset
         self.small_regions = small_regions
+        device = device or "cpu"
         self.device = torch.device(device)
         self.model_name = str(model)
         self.model = load_sam2_model(str(model), device=device, dtype=dtype)
