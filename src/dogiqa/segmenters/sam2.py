@@ -347,7 +347,7 @@ class Sam2Segmenter:
         lowres, ious, pts = [], [], []
         step = self.params.points_per_batch
         for start in range(0, len(points), step):
-            batch = scaled[start : start + step].to(self.device, self.dtype)
+            batch = scaled[start : start + step].to(self.device)  # float32; the model casts after normalising
             out = self.model(
                 image_embeddings=embeddings,
                 input_points=batch[None, :, None, :],
