@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = (REPO / ".." / "shared").resolve()
@@ -31,3 +32,33 @@ def tiny_sam2_dir(tmp_path_factory) -> Path:
     from dogiqa.testing.sam2_tiny import build_sam2
 
     return build_sam2(tmp_path_factory.mktemp("tiny_sam2"))
+
+
+def scene(width: int = 320, height: int = 240) -> Image.Image:
+    """A synthetic test image that is not in the reference fixture."""
+    img = Image.new("RGB", (width, height), (30, 60, 90))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((width // 8, height // 8, width * 5 // 8, height * 3 // 4), fill=(220, 200, 40))
+    draw.rectangle((width * 2 // 3, height // 3, width - 10, height - 10), fill=(10, 200, 120))
+    return img
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter(tiny_sam2_dir):
+    """Sam2Segmenter on the tiny model, built through the registry as the pipeline does."""
+    from dogiqa.registry import SEGMENTERS
+
+    torch.set_num_threads(2)
+    return SEGMENTERS.build_accepting("sam2", model=str(tiny_sam2_dir), small_regions="fill")
+
+
+@pytest.fixture(scope="session")
+def tiny_decoded(tiny_segmenter):
+    """Decoder outputs of the tiny model for ``scene()`` (the ``make_scene`` fixture's default image)."""
+    return tiny_segmenter.decode(scene())
+
+
+@pytest.fixture(scope="session")
+def make_scene():
+    """``make_scene(width, height)``: the synthetic test image (default 320x240, as ``tiny_decoded``)."""
+    return scene

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from dogiqa.report.html import write_report
 from dogiqa.report.overlay import render_overlay
@@ -113,23 +113,17 @@ class _Brightness:
         return [CropScore(score=float(np.asarray(c.image).mean()) / 255 * 6 + 1) for c in crops]
 
 
-def test_sam2_regions_through_pipeline_into_report(tiny_sam2_dir, tmp_path):
+def test_sam2_regions_through_pipeline_into_report(tiny_segmenter, tiny_decoded, make_scene, tmp_path):
+    """SAM 2 (built by registry name, as the CLI does) -> Dog-IQA regions -> scores -> report."""
     from dogiqa.api import DogIQA
     from dogiqa.segmenters.sam2 import Sam2Segmenter
 
-    image = Image.new("RGB", (240, 180), (20, 40, 160))
-    ImageDraw.Draw(image).ellipse((30, 20, 150, 140), fill=(250, 230, 30))
-    iqa = DogIQA(
-        scorer=_Brightness(),
-        segmenter="sam2",
-        segmenter_options={"model": str(tiny_sam2_dir), "small_regions": "fill"},
-        aggregation="code",
-        keep_masks=True,
-    )
-    assert isinstance(iqa.segmenter, Sam2Segmenter)
+    assert isinstance(tiny_segmenter, Sam2Segmenter) and tiny_segmenter.small_regions == "fill"
+    image = make_scene()
+    iqa = DogIQA(scorer=_Brightness(), segmenter=tiny_segmenter, aggregation="code", keep_masks=True)
     result = iqa.score(image)
     assert result.ok, result.error
-    records = iqa.segmenter.generate(image)
+    records = tiny_segmenter.postprocess(tiny_decoded)  # the same image, decoded separately
     assert result.n_masks == len(records) > 0
     big = [r for r in records if r["area"] >= 1000]  # Dog-IQA's own 1000-px rule, in SAM 2's order
     mask_regions = [r for r in result.regions if r.kind == "mask"]
@@ -139,7 +133,7 @@ def test_sam2_regions_through_pipeline_into_report(tiny_sam2_dir, tmp_path):
         assert region.box == (x, y, x + w + 1, y + h + 1) and region.weight == rec["area"]
     page = write_report([result], [image], tmp_path / "report")
     pngs = list(page.parent.glob("*.png"))
-    assert len(pngs) == 1 and Image.open(pngs[0]).size == (240, 180)
+    assert len(pngs) == 1 and Image.open(pngs[0]).size == image.size
 
 
 def test_report_writer_streams(tmp_path):

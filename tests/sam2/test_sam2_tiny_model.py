@@ -5,29 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
 
 from dogiqa.segmenters.base import Segmenter
 from dogiqa.segmenters.sam2 import Sam2Segmenter, box_nms, make_params, masks_from_logits
 
 
-def _scene(width: int = 320, height: int = 240) -> Image.Image:
-    img = Image.new("RGB", (width, height), (30, 60, 90))
-    draw = ImageDraw.Draw(img)
-    draw.ellipse((width // 8, height // 8, width * 5 // 8, height * 3 // 4), fill=(220, 200, 40))
-    draw.rectangle((width * 2 // 3, height // 3, width - 10, height - 10), fill=(10, 200, 120))
-    return img
+@pytest.fixture(scope="module")
+def segmenter(tiny_segmenter) -> Sam2Segmenter:
+    return tiny_segmenter
 
 
 @pytest.fixture(scope="module")
-def segmenter(tiny_sam2_dir) -> Sam2Segmenter:
-    torch.set_num_threads(2)
-    return Sam2Segmenter(str(tiny_sam2_dir), small_regions="fill")
-
-
-@pytest.fixture(scope="module")
-def decoded(segmenter):
-    return segmenter.decode(_scene())
+def decoded(tiny_decoded):
+    return tiny_decoded
 
 
 def _check_invariants(records: list[dict], width: int, height: int, params) -> None:
@@ -55,17 +45,17 @@ def test_generate_on_a_new_image(segmenter, decoded):
     _check_invariants(skip, 320, 240, segmenter.params)
 
 
-def test_segment_matches_generate(segmenter, decoded):
-    masks = segmenter.segment(_scene().convert("RGBA"))  # non-RGB input is converted
+def test_segment_matches_generate(segmenter, decoded, make_scene):
+    masks = segmenter.segment(make_scene().convert("RGBA"))  # non-RGB input is converted
     records = segmenter.postprocess(decoded)
     assert len(masks) == len(records)
     assert all(np.array_equal(m, r["segmentation"]) for m, r in zip(masks, records, strict=True))
 
 
-def test_large_photo_chunked_equals_unchunked(segmenter):
+def test_large_photo_chunked_equals_unchunked(segmenter, make_scene):
     """A 1600x1200 photo: masks come back at full resolution; a 4 MB budget (one mask per chunk) changes
     nothing. 32 candidates keep the test quick."""
-    dec = segmenter.decode(_scene(1600, 1200))
+    dec = segmenter.decode(make_scene(1600, 1200))
     dec = dec._replace(lowres=dec.lowres[:32], iou=dec.iou[:32], points=dec.points[:32])
     params = make_params("paper")
     tight = make_params("paper", memory_budget_mb=4)
