@@ -83,3 +83,13 @@ def test_missing_model_says_how_to_pass_a_folder(monkeypatch, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):
         Sam2Segmenter(str(tmp_path / "empty"))
+
+
+def test_half_precision_runs(tiny_sam2_dir, make_scene):
+    """bfloat16 (the GPU speed option) runs end to end; an unknown dtype is refused."""
+    seg = Sam2Segmenter(str(tiny_sam2_dir), dtype="bfloat16")
+    assert seg.dtype == torch.bfloat16
+    records = seg.generate(make_scene(160, 120))
+    assert all(r["segmentation"].shape == (120, 160) and r["segmentation"].dtype == bool for r in records)
+    with pytest.raises(ValueError, match="dtype"):
+        Sam2Segmenter(str(tiny_sam2_dir), dtype="float8")
