@@ -93,6 +93,7 @@ class ChatServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: ChatServer
 
     def log_message(self, *args: Any) -> None:  # keep test output quiet
@@ -112,6 +113,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), headers)
+
+    def do_GET(self) -> None:
+        srv = self.server
+        if self.path != "/stats":
+            return self._json(404, {"error": {"message": f"no route {self.path}"}})
+        with srv.lock:
+            stats = {"requests": srv.total_requests(), "max_inflight": srv.max_inflight}
+        self._json(200, stats)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
