@@ -8,6 +8,7 @@ item id and attempt: ``server.faults[item] = ["500", "429", ...]`` applies one f
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import math
@@ -60,7 +61,9 @@ class ChatServer(ThreadingHTTPServer):
         self.model = model
         self.lock = threading.Lock()
         self.faults: dict[int, list[str]] = {}
-        self.counts: Counter[int] = Counter()
+        self.all_faults: list[str] = []  # for items without their own entry in ``faults``
+        self.counts: Counter[int] = Counter()  # requests per item id
+        self.by_image: Counter[str] = Counter()  # requests per exact (messages, image) payload
         self.times: dict[int, list[float]] = defaultdict(list)
         self.bodies: dict[int, dict[str, Any]] = {}
         self.headers_seen: dict[int, dict[str, str]] = {}
@@ -86,6 +89,13 @@ class ChatServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
         self._thread.join(timeout=5)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.counts.clear()
+            self.by_image.clear()
+            self.times.clear()
+            self.max_inflight = 0
 
     def total_requests(self) -> int:
         return sum(self.counts.values())
@@ -130,18 +140,24 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("model") != srv.model:
             return self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
         image = _image_from(body)
+        digest = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
         item = item_of(image)
         with srv.lock:
             attempt = srv.counts[item]
             srv.counts[item] += 1
+            image_attempt = srv.by_image[digest]
+            srv.by_image[digest] += 1
             srv.times[item].append(time.monotonic())
             srv.bodies[item] = body
             srv.headers_seen[item] = dict(self.headers)
             srv.sizes[item] = image.size
             srv.inflight += 1
             srv.max_inflight = max(srv.max_inflight, srv.inflight)
-            faults = srv.faults.get(item, [])
-            fault = faults[attempt] if attempt < len(faults) else None
+            if item in srv.faults:
+                faults, n = srv.faults[item], attempt
+            else:
+                faults, n = srv.all_faults, image_attempt
+            fault = faults[n] if n < len(faults) else None
         try:
             time.sleep(srv.delay)
             self._respond(item, body, fault)

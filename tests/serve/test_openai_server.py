@@ -263,3 +263,28 @@ def test_backend_pickles_for_workers(chat_server):
     (out,) = clone.run([item_image(3)], PROMPT, LEVELS)
     assert_item(out, 3)
     clone.close()
+
+
+def test_pipeline_through_faults_equals_a_clean_run(chat_server, sample_images_dir):
+    """DogIQA (as `dogiqa score --backend openai` builds it) gives the same records through injected faults."""
+    from dogiqa.cli import build_pipeline
+    from dogiqa.io import expand_paths
+
+    paths = list(expand_paths([sample_images_dir]))
+    opts = {"base_url": chat_server.url, "timeout": 0.4, "backoff_base": 0.01, "backoff_max": 0.02}
+    iqa = build_pipeline(
+        preset="recommended", model="tiny-vlm", backend="openai", segmenter="felzenszwalb", backend_options=opts
+    )
+    assert iqa.config["model"] == f"openai:{chat_server.url}:tiny-vlm"
+    clean = [r.to_dict() for r in iqa.score_many(paths)]
+    clean_counts = dict(chat_server.by_image)
+    chat_server.all_faults = ["500", "429", "drop", "malformed"]
+    chat_server.retry_after = "0"
+    chat_server.reset()
+    faulty = [r.to_dict() for r in iqa.score_many(paths)]
+    # each distinct request: four faults, then answers (identical crops, e.g. a mask region and the
+    # complement with the same bounding box, are asked as often as in the clean run)
+    assert dict(chat_server.by_image) == {k: n + 4 for k, n in clean_counts.items()}
+    for a, b in zip(clean, faulty, strict=True):
+        a.pop("timings"), b.pop("timings")
+        assert a == b and a["error"] is None and a["score"] is not None and a["regions"]
