@@ -106,3 +106,37 @@ def test_ray_equals_local_records_failures_and_resumes(ray_cluster, module_chat_
     assert len(final) == 8 and sum(r.ok for r in final) == 7
     ok_paths = [r.path for r in final if r.ok]
     assert run_ray(ok_paths, out, kwargs).skipped == 7  # nothing left to do: Ray is not even started
+
+
+def assert_same_records(got: list[ImageResult], want: list[ImageResult]) -> None:
+    """Equal records; model scores to 1e-6 (same inputs, possibly another process's float path)."""
+    assert [r.path for r in got] == [r.path for r in want]
+    for a, b in zip(got, want, strict=True):
+        da, db = comparable(a), comparable(b)
+        for key in ("score", "global_score", "local_score", "uncertainty"):
+            assert da.pop(key) == pytest.approx(db.pop(key), abs=1e-6), (a.path, key)
+        assert da.pop("global_probs") == pytest.approx(db.pop("global_probs"), abs=1e-6)
+        ra, rb = da.pop("regions"), db.pop("regions")
+        assert len(ra) == len(rb)
+        for x, y in zip(ra, rb, strict=True):
+            for key in ("score", "probs", "entropy", "variance"):
+                assert x.pop(key) == pytest.approx(y.pop(key), abs=1e-6)
+            assert x == y
+        assert da == db
+
+
+def test_ray_with_tiny_qwen2vl_equals_local(ray_cluster, tiny_qwen2vl_dir, sample_images_dir, tmp_path):
+    kwargs = dict(
+        preset="recommended",
+        model=str(tiny_qwen2vl_dir),
+        segmenter="felzenszwalb",
+        device="cpu",
+        dtype="float32",
+        chunk_size=1,
+    )
+    summary = run_ray(sample_images_dir, tmp_path / "out", kwargs, num_workers=2, batch_size=1)
+    assert (summary.total, summary.failed) == (4, 0)
+    got = read_results(tmp_path / "out")
+    want = local_results(kwargs, list_sources(sample_images_dir))
+    assert all(r.regions and r.score is not None for r in want)
+    assert_same_records(got, want)

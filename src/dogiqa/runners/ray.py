@@ -338,6 +338,7 @@ def _stream(
     threads: int | None,
 ) -> Iterator[ImageResult]:
     """Results as the actors finish them (not in input order)."""
+    ray.data.DataContext.get_current().enable_progress_bars = False  # progress goes through on_result
     blocks = max(1, min(len(paths), num_workers * 4, -(-len(paths) // batch_size)))
     ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
     ds = ds.map_batches(
