@@ -80,15 +80,68 @@ def main() -> None:
     ap.add_argument("--delay", type=float, nargs="+", default=[0.0, 0.02])
     ap.add_argument("--side", type=int, default=256)
     ap.add_argument("--ray", action="store_true", help="also compare the local and Ray runners")
-    ap.add_argument("--images", type=int, default=24, help="images for the runner comparison")
+    ap.add_argument("--images", type=int, default=48, help="images for the runner comparison")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray actor counts to compare")
+    ap.add_argument("--no-server", action="store_true", help="skip the server backend benchmark")
     args = ap.parse_args()
-    bench_server(args.requests, args.concurrency, args.delay, args.side)
+    if not args.no_server:
+        bench_server(args.requests, args.concurrency, args.delay, args.side)
     if args.ray:
-        bench_runners(args.images)
+        bench_runners(args.images, args.workers)
 
 
-def bench_runners(n_images: int) -> None:
-    raise SystemExit("the runner comparison needs dogiqa.runners.ray (not written yet)")
+def bench_runners(n_images: int, workers: list[int]) -> None:
+    """Local runner vs Ray runner on the tiny Qwen2-VL (felzenszwalb regions), wall time from a cold start."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import torch
+
+    from dogiqa.cli import build_pipeline
+    from dogiqa.runners.local import run_local
+    from dogiqa.runners.ray import run_ray
+    from dogiqa.testing import build_tiny_qwen2vl
+    from dogiqa.testing.images import make_image
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="dogiqa-bench-"))
+    model = build_tiny_qwen2vl(tmp / "model", seed=0, digit_scale=30.0)
+    folder = tmp / "images"
+    folder.mkdir()
+    for i in range(n_images):
+        make_image(160, 120, seed=i).save(folder / f"{i:04d}.png")
+    paths = sorted(str(p) for p in folder.iterdir())
+    kwargs = dict(
+        preset="recommended", model=str(model), segmenter="felzenszwalb", device="cpu", dtype="float32", chunk_size=4
+    )
+    print(f"\nrunners: {n_images} images 160x120, tiny Qwen2-VL, felzenszwalb regions, chunk 4, 1 torch thread")
+    print(f"{'runner':>18} {'wall_s':>8} {'img/s':>7} {'first_s':>8} {'steady img/s':>13}")
+    stamps: list[float] = []
+
+    def line(name: str, start: float) -> None:
+        wall = stamps[-1] - start
+        first, rest = stamps[0] - start, stamps[-1] - stamps[0]
+        steady = (len(stamps) - 1) / rest if rest > 0 else float("nan")
+        print(f"{name:>18} {wall:>8.1f} {len(stamps) / wall:>7.2f} {first:>8.1f} {steady:>13.2f}")
+
+    start = time.perf_counter()
+    run_local(build_pipeline(**kwargs), paths, on_result=lambda r: stamps.append(time.perf_counter()))
+    line("local", start)
+    for n in workers:
+        stamps.clear()
+        start = time.perf_counter()
+        run_ray(
+            paths,
+            tmp / f"ray{n}",
+            kwargs,
+            num_workers=n,
+            batch_size=4,
+            ray_init_kwargs={"num_cpus": max(2, n)},
+            on_result=lambda r: stamps.append(time.perf_counter()),
+        )
+        line(f"ray {n} worker(s)", start)
 
 
 if __name__ == "__main__":

@@ -339,7 +339,10 @@ def _stream(
 ) -> Iterator[ImageResult]:
     """Results as the actors finish them (not in input order)."""
     ray.data.DataContext.get_current().enable_progress_bars = False  # progress goes through on_result
-    blocks = max(1, min(len(paths), num_workers * 4, -(-len(paths) // batch_size)))
+    # results come back one input block at a time: blocks of about 4 batches keep the stream (and what a
+    # killed run loses) small, while leaving at least 2 blocks per worker
+    batches = -(-len(paths) // batch_size)
+    blocks = min(batches, max(2 * num_workers, -(-batches // 4)))
     ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
     ds = ds.map_batches(
         _ScoreActor,
