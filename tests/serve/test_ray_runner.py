@@ -76,6 +76,8 @@ def test_sources_from_listings(tmp_path: Path, image_folder: Path):
     pq.write_table(pa.table({"image": ["images/img2.png"]}), tmp_path / "list.parquet")
     assert list_sources(tmp_path / "list.parquet") == [str(image_folder / "img2.png")]
     assert len(list_sources(image_folder)) == 7
+    mixed = list_sources([listing, image_folder / "img3.png"])  # what `dogiqa score A.csv B.png` passes
+    assert mixed == [str(image_folder / f"img{i}.png") for i in (0, 1, 3)]
 
 
 def test_ray_equals_local_records_failures_and_resumes(ray_cluster, module_chat_server, image_folder, tmp_path):
@@ -140,3 +142,11 @@ def test_ray_with_tiny_qwen2vl_equals_local(ray_cluster, tiny_qwen2vl_dir, sampl
     want = local_results(kwargs, list_sources(sample_images_dir))
     assert all(r.regions and r.score is not None for r in want)
     assert_same_records(got, want)
+
+
+def test_unreadable_part_file_is_named(tmp_path: Path):
+    from dogiqa.runners.ray import RayRunnerError, done_paths
+
+    (tmp_path / "part-x-00000.parquet").write_bytes(b"garbage")
+    with pytest.raises(RayRunnerError, match="part-x-00000.parquet"):
+        done_paths(tmp_path)

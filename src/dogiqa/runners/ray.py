@@ -50,17 +50,20 @@ def _require_ray() -> Any:
 # -- sources ---------------------------------------------------------------------------------------------
 def list_sources(source: str | Path | Iterable[str | Path]) -> list[str]:
     """Image paths from a folder (recursive), a CSV or Parquet listing (a ``path`` column, else the first
-    column; relative paths are relative to the listing's folder), an image file, or an iterable of paths."""
+    column; relative paths are relative to the listing's folder), an image file, or an iterable of these."""
     from dogiqa.io import expand_paths
 
-    if not isinstance(source, str | Path):
-        return [str(p) for p in expand_paths(source)]
-    path = Path(source)
-    suffix = path.suffix.lower()
-    if path.is_file() and suffix in (".csv", ".parquet", ".pq"):
-        names = _csv_paths(path) if suffix == ".csv" else _parquet_paths(path)
-        return [str(p if Path(p).is_absolute() else path.parent / p) for p in names if p]
-    return [str(p) for p in expand_paths([path])]
+    items = [source] if isinstance(source, str | Path) else list(source)
+    out: list[str] = []
+    for item in items:
+        path = Path(item)
+        suffix = path.suffix.lower()
+        if path.is_file() and suffix in (".csv", ".parquet", ".pq"):
+            names = _csv_paths(path) if suffix == ".csv" else _parquet_paths(path)
+            out.extend(str(p if Path(p).is_absolute() else path.parent / p) for p in names if p)
+        else:
+            out.extend(str(p) for p in expand_paths([path]))
+    return out
 
 
 def _pick_column(columns: list[str], listing: Path) -> str:
@@ -150,13 +153,21 @@ def _part_files(output_dir: Path) -> list[Path]:
     return sorted(output_dir.glob(PART_GLOB), key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
+def _read_part(part: Path, columns: list[str] | None = None) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(part, columns=columns)
+    except (OSError, ValueError, KeyError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise RayRunnerError(f"{part}: unreadable result file ({exc}); move it away and re-run") from exc
+
+
 def read_results(output_dir: str | Path) -> list[ImageResult]:
     """All records in ``output_dir``, one per path (a successful record wins, then the latest), by path."""
-    import pyarrow.parquet as pq
 
     best: dict[str, ImageResult] = {}
     for part in _part_files(Path(output_dir)):
-        for row in pq.read_table(part).to_pylist():
+        for row in _read_part(part).to_pylist():
             result = row_to_result(row)
             old = best.get(result.path)
             if old is None or result.ok or not old.ok:
@@ -166,11 +177,10 @@ def read_results(output_dir: str | Path) -> list[ImageResult]:
 
 def done_paths(output_dir: str | Path) -> set[str]:
     """Paths with a successful record in ``output_dir`` (skipped on a re-run)."""
-    import pyarrow.parquet as pq
 
     done: set[str] = set()
     for part in _part_files(Path(output_dir)):
-        table = pq.read_table(part, columns=["path", "error"]).to_pydict()
+        table = _read_part(part, ["path", "error"]).to_pydict()
         done.update(p for p, e in zip(table["path"], table["error"], strict=True) if e is None)
     return done
 
