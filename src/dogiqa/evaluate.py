@@ -7,9 +7,9 @@ Functional core + thin stateful classes (torchmetrics style); every metric carri
 >>> m = PLCC(); m.update([1, 2], [1, 2]); m.update([3], [4]); round(m.compute(), 4)
 0.982
 
-The paper (spec §5) reports SRCC and PLCC on the raw scores, with no logistic fit; :func:`evaluate_predictions`
-returns those as ``srcc``/``plcc`` and adds KRCC, PLCC and RMSE after the usual 4-parameter logistic fit, and
-seeded bootstrap 95 % confidence intervals.
+The paper (spec §5) reports SRCC and PLCC on the raw scores, with no logistic fit;
+:func:`evaluate_predictions` returns those as ``srcc``/``plcc`` and adds KRCC, PLCC and RMSE after the usual
+4-parameter logistic fit, and seeded bootstrap 95 % confidence intervals.
 """
 
 from __future__ import annotations
@@ -161,7 +161,9 @@ def bootstrap_ci(
     out = {}
     for m, v in values.items():
         v = v[np.isfinite(v)]
-        out[m] = (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) if v.size else (math.nan,) * 2
+        out[m] = (
+            (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) if v.size else (math.nan,) * 2
+        )
     return out
 
 
@@ -337,8 +339,8 @@ def read_predictions(path: Path | str, field: str = "score") -> dict[str, float 
 
     Formats: our JSONL records (one ``ImageResult`` JSON per line; ``field`` picks ``score``,
     ``global_score`` or ``local_score``; records with an error give None), the authors' results JSON
-    (``[{"name": ..., "score": ...}]``), a JSON list of our records or a ``{name: score}`` object, and CSV with
-    a header holding a name column (``name``/``path``/``image``...) and the ``field`` column.
+    (``[{"name": ..., "score": ...}]``), a JSON list of our records or a ``{name: score}`` object, and CSV
+    with a header holding a name column (``name``/``path``/``image``...) and the ``field`` column.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -398,7 +400,9 @@ def _from_csv(path: Path, field: str, delimiter: str) -> dict[str, float | None]
         cols = reader.fieldnames or []
         name_col = next((c for c in cols if c.strip().lower() in NAME_KEYS), None)
         if name_col is None or field not in cols:
-            raise PredictionsError(f"{path}: need a name column ({'/'.join(NAME_KEYS)}) and {field!r}; got {cols}")
+            raise PredictionsError(
+                f"{path}: need a name column ({'/'.join(NAME_KEYS)}) and {field!r}; got {cols}"
+            )
         return {row[name_col]: _number(path, row[name_col], row[field]) for row in reader}
 
 

@@ -23,4 +23,6 @@ def load(root: Path | str | None = None, labels: Path | str | None = None) -> La
     """Load AGIQA-3k quality labels (and images under ``root`` when given)."""
     label_file = find_label_file("AGIQA-3k", label_source("AGIQA-3k", root, labels), LABEL_FILES)
     rows = read_csv_columns("AGIQA-3k", label_file, ["name"], ["mos_quality"])
-    return build(NAME, rows, None if root is None else Path(root).expanduser(), IMAGE_DIRS, MOS_RANGE, label_file)
+    return build(
+        NAME, rows, None if root is None else Path(root).expanduser(), IMAGE_DIRS, MOS_RANGE, label_file
+    )

@@ -74,7 +74,9 @@ class LabelledDataset:
     def paths(self) -> list[Path]:
         """Image paths of the items (raises in labels-only mode)."""
         if self.labels_only:
-            raise DatasetError(f"dataset {self.name!r} was loaded from labels only: give the image folder (root)")
+            raise DatasetError(
+                f"dataset {self.name!r} was loaded from labels only: give the image folder (root)"
+            )
         return [it.path for it in self.items if it.path is not None]
 
     def match(self, name: str) -> str | None:
@@ -162,7 +164,8 @@ def locate_images(
         shown = ", ".join(list(names)[:3])
         tried = ", ".join(str(root / d) if d else str(root) for d in subdirs)
         raise DatasetError(
-            f"{dataset}: none of the {len(names)} labelled images (e.g. {shown}) were found; looked in {tried}"
+            f"{dataset}: none of the {len(names)} labelled images (e.g. {shown}) were found; "
+            f"looked in {tried}"
         )
     return found, missing
 
@@ -198,7 +201,7 @@ def build(
 def read_csv_columns(
     dataset: str, path: Path, name_cols: Sequence[str], mos_cols: Sequence[str]
 ) -> list[tuple[str, float]]:
-    """Rows of (name, mos) from a CSV with a header; the first present column of each candidate list is used."""
+    """(name, mos) rows of a CSV with a header; of each candidate column list the first present is used."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -235,7 +238,9 @@ def _column(dataset: str, path: Path, cols: list[str], wanted: Sequence[str], wh
     for w in wanted:
         if w.lower() in cols:
             return cols.index(w.lower())
-    raise DatasetError(f"{dataset}: {path} has no {what} column; expected one of {list(wanted)}, found {cols}")
+    raise DatasetError(
+        f"{dataset}: {path} has no {what} column; expected one of {list(wanted)}, found {cols}"
+    )
 
 
 def mos_span(rows: Sequence[tuple[str, float]]) -> tuple[float, float]:

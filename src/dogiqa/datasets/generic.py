@@ -4,8 +4,8 @@ Generic CSV: a header with a name column (``name``, ``image``, ``image_name``, `
 label column (``mos``, ``score``, ``dmos`` or ``label``); names are file names relative to the image folder.
 
 pyiqa meta-info CSV (``meta_info_<Dataset>.csv`` of IQA-PyTorch): a header; for full-reference sets the
-distorted image is ``dist_name`` and the label is ``dmos``/``mos``/``score``; otherwise the first column is the
-image name and the second the label. Names may include a sub-folder (``1024x768/xyz.jpg``).
+distorted image is ``dist_name`` and the label is ``dmos``/``mos``/``score``; otherwise the first column is
+the image name and the second the label. Names may include a sub-folder (``1024x768/xyz.jpg``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def load_meta_info(
     name_cols = [c for c in META_NAME_COLS if c in cols] or cols[:1]
     mos_cols = [c for c in META_MOS_COLS if c in cols] or cols[1:2]
     if not name_cols or not mos_cols:
-        raise DatasetError(f"pyiqa meta-info: {label_file} needs a header with an image name and a label column")
+        raise DatasetError(
+            f"pyiqa meta-info: {label_file} needs a header with an image name and a label column"
+        )
     rows = read_csv_columns("pyiqa meta-info", label_file, name_cols, mos_cols)
     root_path = None if root is None else Path(root).expanduser()
     return build("meta-info", rows, root_path, [""], mos_span(rows), label_file, higher_is_better)

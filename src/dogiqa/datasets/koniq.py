@@ -26,4 +26,6 @@ def load(root: Path | str | None = None, labels: Path | str | None = None) -> La
     """Load KonIQ-10k labels (and images under ``root`` when given)."""
     label_file = find_label_file("KonIQ-10k", label_source("KonIQ-10k", root, labels), LABEL_FILES)
     rows = read_csv_columns("KonIQ-10k", label_file, ["image_name"], ["MOS"])
-    return build(NAME, rows, None if root is None else Path(root).expanduser(), IMAGE_DIRS, MOS_RANGE, label_file)
+    return build(
+        NAME, rows, None if root is None else Path(root).expanduser(), IMAGE_DIRS, MOS_RANGE, label_file
+    )

@@ -1,8 +1,8 @@
 """LIVE In the Wild Image Quality Challenge (LIVE Challenge, "LIVEC"): MATLAB label files + images.
 
-Labels: ``AllImages_release.mat`` (a 1169x1 cell of file names) and ``AllMOS_release.mat`` (1x1169 MOS, 0-100),
-in the same order. All 1,169 images are evaluated, including the 7 training images ``t1.bmp`` .. ``t7.bmp``
-(as the paper and the authors' code do).
+Labels: ``AllImages_release.mat`` (a 1169x1 cell of file names) and ``AllMOS_release.mat`` (1x1169 MOS,
+0-100), in the same order. All 1,169 images are evaluated, including the 7 training images ``t1.bmp`` ..
+``t7.bmp`` (as the paper and the authors' code do).
 
 Name matching: the release mixes ``.bmp`` (e.g. ``100.bmp``) and ``.JPG`` (e.g. ``1000.JPG``, upper case)
 files; names are kept exactly as in ``AllImages_release.mat``. On disk a file is found by its exact name,
@@ -52,7 +52,7 @@ def load(root: Path | str | None = None, labels: Path | str | None = None) -> La
 
 
 def _label_folder(path: Path) -> Path:
-    """The folder holding both .mat files: ``path`` itself (or its parent for a file), or a Data/ sub-folder."""
+    """The folder holding both .mat files: ``path`` (or its parent for a file), or its Data/ sub-folder."""
     base = path.parent if path.is_file() else path
     for sub in LABEL_DIRS:
         folder = base / sub if sub else base
@@ -80,7 +80,7 @@ def _mat_values(path: Path, key: str) -> list:
 
 
 def _flatten(value: object):
-    """Yield scalars and strings from nested MATLAB cell/numeric arrays, in column order of the 1-D release."""
+    """Yield the scalars and strings of nested MATLAB cell/numeric arrays, in order."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "US":
             yield str(value.item() if value.size == 1 else "".join(value.ravel().tolist()))

@@ -39,7 +39,9 @@ def load(root: Path | str | None = None, labels: Path | str | None = None) -> La
         rows = read_xlsx(label_file)
     else:
         rows = read_csv_columns("SPAQ", label_file, NAME_COLS, MOS_COLS)
-    return build(NAME, rows, None if root is None else Path(root).expanduser(), IMAGE_DIRS, MOS_RANGE, label_file)
+    return build(
+        NAME, rows, None if root is None else Path(root).expanduser(), IMAGE_DIRS, MOS_RANGE, label_file
+    )
 
 
 def read_xlsx(path: Path) -> list[tuple[str, float]]:
