@@ -111,6 +111,18 @@ class CacheKey:
         return hashlib.sha256(_canonical(fields).encode()).hexdigest()
 
 
+def _digest(key: CacheKey | str) -> str:
+    return key if isinstance(key, str) else key.digest
+
+
+def _key_columns(key: CacheKey | str) -> tuple[str, str, str, str, str, str]:
+    """The descriptive columns of a raw row (empty for a bare digest)."""
+    if isinstance(key, str):
+        return ("", "[]", "", "", "", "[]")
+    box, cands = _canonical(list(key.box)), _canonical(list(key.candidates))
+    return (key.image_hash, box, key.crop_mode, key.model_id, key.prompt, cands)
+
+
 class RawCache:
     """SQLite cache of raw outputs and finished image records (see module docstring).
 
@@ -128,17 +140,13 @@ class RawCache:
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._check_version()
         except sqlite3.DatabaseError as exc:
-            raise CacheError(
-                f"cannot open the cache {self.path}: {exc} (delete it or choose another)"
-            ) from None
+            raise CacheError(f"cannot open the cache {self.path}: {exc} (delete it or choose another)") from None
 
     # ------------------------------------------------------------ housekeeping
 
@@ -180,11 +188,14 @@ class RawCache:
 
     # ------------------------------------------------------------ raw outputs
 
-    def get_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, RawOutput]:
-        """The cached outputs of those keys that are present."""
-        by_digest = {k.digest: k for k in keys}
+    def get_many(self, keys: Iterable[CacheKey | str]) -> dict[Any, RawOutput]:
+        """The cached outputs of those keys that are present, keyed as given.
+
+        Keys are :class:`CacheKey` objects or ready-made digests (strings, e.g. ``MLLMScorer.cache_key``).
+        """
+        by_digest = {_digest(k): k for k in keys}
         digests = list(by_digest)
-        out: dict[CacheKey, RawOutput] = {}
+        out: dict[Any, RawOutput] = {}
         with self._lock:
             for i in range(0, len(digests), _CHUNK):
                 chunk = digests[i : i + _CHUNK]
@@ -199,19 +210,14 @@ class RawCache:
                     )
         return out
 
-    def put_many(self, outputs: Mapping[CacheKey, RawOutput], keep_errors: bool = False) -> int:
+    def put_many(self, outputs: Mapping[CacheKey | str, RawOutput], keep_errors: bool = False) -> int:
         """Store outputs in one transaction; outputs with an error are skipped unless ``keep_errors``
         (errors are often transient: out of memory, a server timeout). Returns the number stored."""
         now = time.time()
         rows = [
             (
-                k.digest,
-                k.image_hash,
-                _canonical(list(k.box)),
-                k.crop_mode,
-                k.model_id,
-                k.prompt,
-                _canonical(list(k.candidates)),
+                _digest(k),
+                *_key_columns(k),
                 o.text,
                 None if o.logprobs is None else _canonical(o.logprobs),
                 o.error,

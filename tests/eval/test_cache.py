@@ -36,9 +36,7 @@ def _key(i: int = 0, **changes: object) -> CacheKey:
 def test_round_trip_and_persistence(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     outs = {
-        _key(i): RawOutput(
-            text=str(i % 3 + 1), logprobs={"1": -0.1 * i, "2": -2.0, "3": -3.5}, meta={"n_tokens": i}
-        )
+        _key(i): RawOutput(text=str(i % 3 + 1), logprobs={"1": -0.1 * i, "2": -2.0, "3": -3.5}, meta={"n_tokens": i})
         for i in range(5)
     }
     with RawCache(path) as cache:
@@ -150,9 +148,7 @@ def test_sigkill_mid_writes_loses_nothing_committed(tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(textwrap.dedent(WRITER))
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(db)], stdout=subprocess.PIPE, env=env, text=True
-    )
+    proc = subprocess.Popen([sys.executable, str(script), str(db)], stdout=subprocess.PIPE, env=env, text=True)
     committed = -1
     deadline = time.time() + 30
     try:
@@ -173,15 +169,19 @@ def test_sigkill_mid_writes_loses_nothing_committed(tmp_path: Path) -> None:
     assert {f"img{b}" for b in range(committed + 1)} <= done  # every batch reported committed is there
     for b in range(committed + 1):
         keys = [
-            CacheKey(f"img{b}", (i, 0, i + 5, 5), "box", "tiny", "p", ("1", "2"), extra="x" * 200)
-            for i in range(40)
+            CacheKey(f"img{b}", (i, 0, i + 5, 5), "box", "tiny", "p", ("1", "2"), extra="x" * 200) for i in range(40)
         ]
         got = cache.get_many(keys)
-        assert len(got) == 40 and all(
-            o.text == str(b) and o.logprobs["3"] == -(3.0 + b) for o in got.values()
-        )
+        assert len(got) == 40 and all(o.text == str(b) and o.logprobs["3"] == -(3.0 + b) for o in got.values())
     # whatever happened after the last report, batches are all-or-nothing
     rows = sqlite3.connect(db).execute("SELECT image_hash, COUNT(*) FROM raw GROUP BY image_hash").fetchall()
     assert all(n == 40 for _, n in rows)
     cache.put_many({_key(1): RawOutput(text="1")})  # and the file is writable again
     assert cache.count_raw() == 40 * len(rows) + 1
+
+
+def test_digest_keys_as_the_mllm_scorer_uses_them(tmp_path: Path) -> None:
+    cache = RawCache(tmp_path / "c.sqlite")
+    cache.put_many({"d1" * 32: RawOutput(text="3"), _key(1): RawOutput(text="4")})
+    got = cache.get_many(["d1" * 32, _key(1).digest, "unknown"])
+    assert got["d1" * 32].text == "3" and got[_key(1).digest].text == "4" and "unknown" not in got

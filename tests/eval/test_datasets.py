@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from eval_helpers import write_csv, write_image
 
 from dogiqa.datasets import DatasetError, list_datasets, load_dataset
 from dogiqa.datasets.base import LabelledDataset
@@ -85,7 +84,8 @@ def test_labels_only_mode(fixture: str, request: pytest.FixtureRequest, tmp_path
         ds.paths()
 
 
-def test_spaq_xlsx_and_csv_export_agree(spaq_dir: tuple[Path, dict[str, float]]) -> None:
+def test_spaq_xlsx_and_csv_export_agree(spaq_dir: tuple[Path, dict[str, float]], csv_writer) -> None:
+    write_csv = csv_writer
     root, mos = spaq_dir
     rows = [[n, m, 1, 2, 3, 4, 5] for n, m in mos.items()]
     header = ["Image name", "MOS", "Brightness", "Colorfulness", "Contrast", "Noisiness", "Sharpness"]
@@ -134,9 +134,7 @@ def test_clear_error_when_labels_not_there(tmp_path: Path) -> None:
         load_dataset("spaq", root=tmp_path)
 
 
-def test_clear_error_when_image_folder_wrong(
-    koniq_dir: tuple[Path, dict[str, float]], tmp_path: Path
-) -> None:
+def test_clear_error_when_image_folder_wrong(koniq_dir: tuple[Path, dict[str, float]], tmp_path: Path) -> None:
     root, _ = koniq_dir
     labels = root / "koniq10k_scores_and_distributions.csv"
     with pytest.raises(DatasetError, match="image folder not found"):
@@ -147,7 +145,8 @@ def test_clear_error_when_image_folder_wrong(
         load_dataset("koniq", root=empty, labels=labels)
 
 
-def test_bad_rows_and_columns(tmp_path: Path) -> None:
+def test_bad_rows_and_columns(tmp_path: Path, csv_writer) -> None:
+    write_csv = csv_writer
     write_csv(tmp_path / "data.csv", ["name", "quality"], [["a.jpg", 1.0]])
     with pytest.raises(DatasetError, match="no label column; expected one of \\['mos_quality'\\]"):
         load_dataset("agiqa", labels=tmp_path)
@@ -168,7 +167,8 @@ def test_unknown_dataset_lists_choices() -> None:
     assert {"koniq", "spaq", "livec", "agiqa", "kadid", "generic", "meta-info"} <= set(list_datasets())
 
 
-def test_generic_csv_and_folder(tmp_path: Path) -> None:
+def test_generic_csv_and_folder(tmp_path: Path, csv_writer, image_writer) -> None:
+    write_csv, write_image = csv_writer, image_writer
     write_csv(tmp_path / "labels.csv", ["name", "mos"], [["x.png", 3.5], ["y.jpg", 1.5], ["z.jpg", 2.0]])
     write_image(tmp_path / "images" / "x.png")
     write_image(tmp_path / "images" / "y.jpg")
@@ -177,7 +177,8 @@ def test_generic_csv_and_folder(tmp_path: Path) -> None:
     assert ds.mos_range == (1.5, 3.5)
 
 
-def test_pyiqa_meta_info(tmp_path: Path) -> None:
+def test_pyiqa_meta_info(tmp_path: Path, csv_writer, image_writer) -> None:
+    write_csv, write_image = csv_writer, image_writer
     # full-reference style: ref_name, dist_name, dmos, std
     fr = write_csv(
         tmp_path / "meta_info_KADID10kDataset.csv",
@@ -208,9 +209,7 @@ def test_name_matching_rules() -> None:
     assert ds.match("c.png") is None
 
 
-def test_copied_fixture_folder_is_independent(
-    livec_dir: tuple[Path, dict[str, float]], tmp_path: Path
-) -> None:
+def test_copied_fixture_folder_is_independent(livec_dir: tuple[Path, dict[str, float]], tmp_path: Path) -> None:
     # labels and images in different places: labels from Data/, images from a copied Images/ folder
     root, mos = livec_dir
     shutil.copytree(root / "Images", tmp_path / "imgs")

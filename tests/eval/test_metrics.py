@@ -213,13 +213,9 @@ def test_metrics_command_table_and_errors(tmp_path: Path) -> None:
     labels = tmp_path / "labels.csv"
     labels.write_text("name,mos\na.jpg,1\nb.jpg,2\nc.jpg,3\nd.jpg,4\n")
     preds = tmp_path / "p.json"
-    preds.write_text(
-        json.dumps([{"name": f"{n}.jpg", "score": s} for n, s in zip("abc", (1, 3, 2), strict=True)])
-    )
+    preds.write_text(json.dumps([{"name": f"{n}.jpg", "score": s} for n, s in zip("abc", (1, 3, 2), strict=True)]))
     runner = CliRunner()
-    out = runner.invoke(
-        _app(), ["metrics", str(preds), "-d", "generic", "-l", str(labels), "--bootstrap", "0"]
-    )
+    out = runner.invoke(_app(), ["metrics", str(preds), "-d", "generic", "-l", str(labels), "--bootstrap", "0"])
     assert out.exit_code == 0, out.output
     assert "n = 3 of 4" in out.output and "missing predictions: 1" in out.output and "d.jpg" in out.output
     js = runner.invoke(
@@ -242,7 +238,5 @@ def test_metrics_command_table_and_errors(tmp_path: Path) -> None:
     assert report["n"] == 4 and report["srcc"] == pytest.approx(srcc([1, 3, 2, 1], [1, 2, 3, 4]), abs=1e-12)
     missing = runner.invoke(_app(), ["metrics", str(preds), "-d", "livec", "-l", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "AllImages_release.mat" in missing.output
-    wrong = runner.invoke(
-        _app(), ["metrics", str(preds), "-d", "generic", "-l", str(labels), "--missing", "x"]
-    )
+    wrong = runner.invoke(_app(), ["metrics", str(preds), "-d", "generic", "-l", str(labels), "--missing", "x"])
     assert wrong.exit_code != 0
