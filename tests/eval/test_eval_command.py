@@ -166,7 +166,7 @@ def test_sigkill_mid_run_resumes_without_loss(tiny_qwen2vl_dir: Path, koniq_root
     cache.close()
 
     # resume in-process (the same command; a second interpreter start would only cost time)
-    report = _eval([*args[len(_command()) :], "--bootstrap", "10"])
+    report = _eval(args[len(_command()) :])
     assert report["resumed"] == finished and report["scored"] == N_IMAGES - finished  # nothing recomputed
     assert report["n"] == N_IMAGES and report["missing"] == 0 and report["failed"] == 0  # nothing lost
     records = {r["path"]: r for r in map(json.loads, (out / "records-koniq-recommended-paper.jsonl").open())}
