@@ -30,7 +30,6 @@ class _Job:
     image: Image.Image | None = None
     regions: list[Region] = field(default_factory=list)
     crops: list[Crop] = field(default_factory=list)
-    masks: list = field(default_factory=list)
 
 
 class DogIQA:
@@ -212,7 +211,7 @@ class DogIQA:
             job.result.n_masks = len(masks)
             job.regions = regions_from_masks(masks, image.height, image.width, self.min_area)
             if self.keep_masks:
-                job.masks = [r.mask for r in job.regions]
+                job.result.masks = [r.mask for r in job.regions]
             for region in job.regions:
                 crop = crop_region(image, region, self.crop_mode)  # type: ignore[arg-type]
                 job.crops.append(Crop(crop, key=f"{key}:{region.box}:{self.crop_mode}", call="local"))

@@ -91,6 +91,9 @@ def build_pipeline(
 
 
 def load_or_exit(**kwargs: Any):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bar is enough
     try:
         return build_pipeline(**kwargs)
     except Exception as exc:  # noqa: BLE001 - any load failure is a clean exit 2 with the reason

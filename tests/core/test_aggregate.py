@@ -4,6 +4,7 @@ import math
 import pytest
 
 from dogiqa.aggregate import aggregate, get_aggregation, local_score
+
 from shared_data import shared_path
 
 

@@ -120,7 +120,8 @@ def test_reaggregation_from_a_record_equals_a_fresh_run():
 def test_presets_and_overrides():
     with pytest.raises(ValueError, match="unknown preset"):
         DogIQA.from_preset("nope")
-    iqa = DogIQA.from_preset("paper-code", scorer=BrightnessScorer(), segmenter="felzenszwalb",
-                             segmenter_options={"work_side": 64})
+    iqa = DogIQA.from_preset(
+        "paper-code", scorer=BrightnessScorer(), segmenter="felzenszwalb", segmenter_options={"work_side": 64}
+    )
     assert iqa.aggregation.name == "code" and iqa.segmenter.name == "felzenszwalb"
     assert iqa.config["min_area"] == 1000

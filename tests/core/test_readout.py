@@ -28,7 +28,7 @@ def test_int_readout_invalid_handling():
 
 
 def test_expected_readout_math():
-    lps = {d: math.log(p) for d, p in zip(DIGITS, [0, 0, 0.25, 0.5, 0.25, 0, 0]) if p > 0}
+    lps = {d: math.log(p) for d, p in zip(DIGITS, [0, 0, 0.25, 0.5, 0.25, 0, 0], strict=False) if p > 0}
     out = get_readout("expected").read(RawOutput(logprobs=lps), W7, DIGITS)
     assert out.score == pytest.approx(4.0)
     assert out.variance == pytest.approx(0.5)
@@ -54,13 +54,14 @@ def test_qalign_and_qbench():
     qa = get_readout("qalign")
     words = qa.candidate_variants(W7)[0]
     assert words == [" bad", " poor", " fair", " good", " excellent"]
-    lps = {w: math.log(p) for w, p in zip(words, [0, 0, 0, 0.5, 0.5]) if p > 0}
+    lps = {w: math.log(p) for w, p in zip(words, [0, 0, 0, 0.5, 0.5], strict=False) if p > 0}
     assert qa.read(RawOutput(logprobs=lps), W7, words).score == pytest.approx(4.5)
     assert qa.levels(W7) == 5 and qa.prompt(W7, "global", False).answer_prefix == "The quality of the image is"
     qb = get_readout("qbench")
     w2 = qb.candidate_variants(W7)[1]
-    assert qb.read(RawOutput(logprobs={"poor": math.log(0.2), "good": math.log(0.8)}), W7, w2).score == \
-        pytest.approx(0.8)
+    assert qb.read(RawOutput(logprobs={"poor": math.log(0.2), "good": math.log(0.8)}), W7, w2).score == pytest.approx(
+        0.8
+    )
     assert qb.score_range(W7) == (0.0, 1.0)
 
 

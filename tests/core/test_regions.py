@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from dogiqa.regions import crop_region, mask_box, regions_from_masks
+
 from shared_data import shared_path
 
 

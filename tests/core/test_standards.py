@@ -3,17 +3,22 @@ import json
 import pytest
 
 from dogiqa.standards import get_standard, load_standard_file
+
 from shared_data import shared_path
 
 I20 = " " * 20
 WORD7 = (
     "You are a helpful assistant to help me evaluate the quality of the image. You will be given standards about "
     "each quality level. The quality standard is list as follows:\n7: Perfect!\n6: Excellent!\n5: Good!\n4: Fair!\n"
-    "3: Bad!\n2: Poor!\n1: Very Bad!\n\n" + I20 + "The higher the image quality, the higher the score should be.\n"
-    + I20 + "Please strictly follow the USER's format, otherwise the result will be invalid."
+    "3: Bad!\n2: Poor!\n1: Very Bad!\n\n"
+    + I20
+    + "The higher the image quality, the higher the score should be.\n"
+    + I20
+    + "Please strictly follow the USER's format, otherwise the result will be invalid."
 )
-QUERY = ("Please evaluate the quality of the image and score in quality. Only tell me the number. "
-         "Do not analysis the image.")
+QUERY = (
+    "Please evaluate the quality of the image and score in quality. Only tell me the number. Do not analysis the image."
+)
 
 
 def test_word7_is_byte_exact():
@@ -28,8 +33,20 @@ def test_word7_is_byte_exact():
     [
         (3, ["3: Excellent!", "2: Fair!", "1: Poor!"]),
         (5, ["5: Excellent!", "4: Good!", "3: Fair!", "2: Bad!", "1: Poor!"]),
-        (9, ["9: Perfect!", "8: Excellent!", "7: Very Good!", "6: Good!", "5: Fair!", "4: Bad!", "3: Poor!",
-             "2: Awful!", "1: Very Bad!"]),
+        (
+            9,
+            [
+                "9: Perfect!",
+                "8: Excellent!",
+                "7: Very Good!",
+                "6: Good!",
+                "5: Fair!",
+                "4: Bad!",
+                "3: Poor!",
+                "2: Awful!",
+                "1: Very Bad!",
+            ],
+        ),
     ],
 )
 def test_word_levels(levels, lines):
@@ -42,12 +59,16 @@ def test_number_and_sentence():
     n = get_standard("number", 7)
     assert n.system.startswith("You are a helpful assistant to help me evaluate the quality of the image.\n")
     assert n.system.endswith("Please strictly follow the USER's format, otherwise the result will be invalid.")
-    assert n.query == ("please evaluate the quality of the image and score in [1,2,3,4,5,6,7]. Only tell me the "
-                       "number. Do not analysis the image.")
+    assert n.query == (
+        "please evaluate the quality of the image and score in [1,2,3,4,5,6,7]. Only tell me the "
+        "number. Do not analysis the image."
+    )
     s = get_standard("sentence")
     assert s.levels == 5
-    assert ("5: Excellent! The overall quality of the image is extremely excellent, and all aspects are perfect.\n"
-            "4: Good! The overall quality") in s.system
+    assert (
+        "5: Excellent! The overall quality of the image is extremely excellent, and all aspects are perfect.\n"
+        "4: Good! The overall quality"
+    ) in s.system
     assert "1: Bad! The overall quality of the image is bad and hard to accept.\n" in s.system
     assert "score in [1,2,3,4,5]" in s.query
 
