@@ -81,7 +81,8 @@ def test_eval_resume_and_reaggregate_equals_fresh_run(tiny_qwen2vl_dir: Path, ko
     assert [Path(r["path"]).name for r in lines] == [f"{5000 + i}.jpg" for i in range(N_IMAGES)]
     assert all(r["error"] is None and r["regions"] and r["global_score"] is not None for r in lines)
     assert (out / "scatter-koniq-recommended-paper.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| recommended-paper |" in (out / "table.md").read_text()
+    table = (out / "table.md").read_text()
+    assert "| recommended-paper |" in table and "| Dog-IQA (paper) | 0.819 / 0.811 |" in table
 
     again = _eval(["-d", "koniq", "--root", str(koniq_root), "-o", str(out), *model])
     assert again["resumed"] == N_IMAGES and again["scored"] == 0 and again["srcc"] == first["srcc"]

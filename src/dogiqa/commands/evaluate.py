@@ -5,7 +5,8 @@ Files in ``--output-dir`` (``<tag>`` = ``<dataset>-<method>``, e.g. ``livec-reco
 - ``records-<tag>.jsonl``: one result record per image, in label order (rewritten as the run goes);
 - ``metrics-<tag>.json``: the :func:`dogiqa.evaluate.evaluate_predictions` report (+ run facts);
 - ``scatter-<tag>.png``: predictions vs MOS with the fitted logistic;
-- ``table.md`` / ``table.csv``: every ``metrics-*.json`` of the folder as a Table-2-shaped summary;
+- ``table.md`` / ``table.csv``: every ``metrics-*.json`` of the folder as a Table-2-shaped summary, with
+  the paper's Dog-IQA row for comparison;
 - ``cache.sqlite`` (unless ``--cache`` says otherwise): raw model outputs per region and finished images.
 
 Resume: each finished image's record is committed to the cache under the run key (the request minus the
@@ -231,6 +232,7 @@ def summarize(
     if plot:
         run.files["plot"] = _plot(run, ds, out_dir / f"scatter-{tag}.png", f"{ds.name}: {method}")
     table = table_from_metrics_files(sorted(out_dir.glob("metrics-*.json")))
+    table.add_paper(["Dog-IQA"])  # the published row, for the datasets in the table
     run.files["table_md"], run.files["table_csv"] = table.write(out_dir / "table")
     return run
 

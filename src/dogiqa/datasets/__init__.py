@@ -41,10 +41,6 @@ ALIASES = {
     "meta_info": "meta-info",
 }
 
-# Display names, in the paper's Table 2 order.
-TITLES = {"koniq": "KonIQ", "livec": "LIVEC", "spaq": "SPAQ", "kadid": "KADID", "agiqa": "AGIQA-3k"}
-
-
 def canonical_name(name: str) -> str:
     key = name.strip().lower()
     return ALIASES.get(key, key)
