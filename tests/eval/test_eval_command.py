@@ -99,6 +99,28 @@ def test_eval_resume_and_reaggregate_equals_fresh_run(tiny_qwen2vl_dir: Path, ko
     assert re_code["srcc"] == pytest.approx(fresh["srcc"]) and re_code["plcc"] == pytest.approx(fresh["plcc"])
     table = (out / "table.md").read_text()
     assert "| recommended-paper |" in table and "| recommended-code |" in table
+    # resuming the paper run with another aggregation re-finalizes the resumed records: no mixing
+    mixed = tmp_path / "resumed-code"
+    resumed = _eval(["-d", "koniq", "--root", str(koniq_root), "-o", str(mixed), "--cache", str(out / "cache.sqlite"),
+                     *model, "--aggregation", "code"])  # fmt: skip
+    assert resumed["resumed"] == N_IMAGES and resumed["scored"] == 0
+    assert _scores(mixed / "records-koniq-recommended-code.jsonl") == pytest.approx(want, abs=1e-9)
+
+
+def test_reaggregate_needs_what_the_run_scored(tiny_qwen2vl_dir: Path, koniq_root: Path, tmp_path: Path) -> None:
+    from dogiqa.api import DogIQA
+    from dogiqa.commands.evaluate import reaggregate
+
+    ds = load_dataset("koniq", root=koniq_root)
+    cache = RawCache(tmp_path / "c.sqlite")
+    request = {"model": str(tiny_qwen2vl_dir), "segmenter": "none", "aggregation": "global"}
+    run_eval(ds, lambda: DogIQA(model=str(tiny_qwen2vl_dir), segmenter="none", aggregation="global"), cache, request)
+    glob = reaggregate(ds, cache, request, "global")
+    assert glob.failed == 0 and len(glob.records) == N_IMAGES
+    local = reaggregate(ds, cache, request, "local")  # the global-only run never scored regions
+    assert local.failed == N_IMAGES and "no region scores" in local.records[0].error
+    with pytest.raises(ValueError, match="nothing to re-aggregate"):
+        reaggregate(ds, cache, {**request, "model": "other"}, "code")
 
 
 def test_resumed_run_does_not_load_the_model(tiny_qwen2vl_dir: Path, koniq_root: Path, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 import typer
 
+from dogiqa.aggregate import Aggregation, get_aggregation
 from dogiqa.cache import RawCache, image_hash, run_key
 from dogiqa.datasets import DatasetError, LabelledDataset, load_dataset
 from dogiqa.evaluate import clean_json, evaluate_predictions
@@ -70,6 +71,7 @@ def run_eval(
     request: dict[str, Any],
     *,
     resume: bool = True,
+    aggregation: str | Aggregation | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     records_path: Path | None = None,
 ) -> EvalRun:
@@ -77,10 +79,13 @@ def run_eval(
 
     ``pipeline()`` builds the DogIQA pipeline (called only when something is left to score). Each finished
     image is committed to the cache at once; ``on_progress(done, total)`` is called after each image.
+    Resumed records are re-finalized with ``aggregation`` (the run key ignores the aggregation, so a run
+    resumed with another one must not mix the two).
     """
     key = run_key(request, exclude=NOT_IN_RUN_KEY)
     hashes = [image_hash(it.path) if it.path and it.path.is_file() else None for it in ds.items]
     done = cache.done(key) if resume else set()
+    meta = cache.run_config(key) or {}
     records: list[ImageResult | None] = [None] * len(ds.items)
     todo: list[int] = []
     for i, h in enumerate(hashes):
@@ -88,7 +93,7 @@ def run_eval(
         if cached is not None:
             rec = ImageResult.from_dict(json.loads(cached))
             rec.path = str(ds.items[i].path)
-            records[i] = rec
+            records[i] = refinalize(rec, aggregation, meta) if aggregation is not None else rec
         else:
             todo.append(i)
     run = EvalRun({}, [], resumed=len(ds.items) - len(todo))
@@ -113,7 +118,6 @@ def run_eval(
                 if result.ok and hashes[i] is not None:
                     cache.put_image(key, hashes[i], result.to_json(), str(ds.items[i].path))
                 run.scored += int(result.ok)
-                run.failed += int(not result.ok)
                 if writer:
                     writer.write(result)
                 if on_progress:
@@ -122,6 +126,7 @@ def run_eval(
         if writer:
             writer.close()
     run.records = [r for r in records if r is not None]
+    run.failed = sum(not r.ok for r in run.records)
     if records_path:  # the final file, in label order
         _write_records(records_path, run.records)
     return run
@@ -134,9 +139,6 @@ def reaggregate(
 
     No model and no image is needed: records are matched to labels by file name.
     """
-    from dogiqa.aggregate import get_aggregation
-    from dogiqa.api import finalize
-
     key = run_key(request, exclude=NOT_IN_RUN_KEY)
     meta = cache.run_config(key)
     if meta is None:
@@ -145,23 +147,29 @@ def reaggregate(
             "with the same model, standard, readout and segmenter options first, or pass the same --cache)"
         )
     agg = get_aggregation(aggregation).with_weights(c_max=c_max)
-    sign = 1.0 if meta.get("higher_is_better", True) else -1.0
     by_name: dict[str, ImageResult] = {}
     for _, _, text in cache.images(key):
         rec = ImageResult.from_dict(json.loads(text))
         name = ds.match(rec.path)
         if name is not None:
             by_name[name] = rec
-    records = []
-    for name in ds.labels:
-        rec = by_name.get(name)
-        if rec is None:
-            continue
-        levels = int(rec.config.get("levels") or meta.get("config", {}).get("levels") or 7)
-        finalize(rec, agg, levels, _global_variance(rec), count_sign=sign)
-        rec.config = {**rec.config, "aggregation": agg.name}
-        records.append(rec)
-    return EvalRun({}, records, resumed=len(records))
+    records = [refinalize(by_name[name], agg, meta) for name in ds.labels if name in by_name]
+    return EvalRun({}, records, resumed=len(records), failed=sum(not r.ok for r in records))
+
+
+def refinalize(rec: ImageResult, aggregation: str | Aggregation, meta: dict[str, Any]) -> ImageResult:
+    """Recompute a record's final score for ``aggregation`` from its global and region scores."""
+    from dogiqa.api import finalize
+
+    agg = get_aggregation(aggregation)
+    levels = int(rec.config.get("levels") or meta.get("config", {}).get("levels") or 7)
+    sign = 1.0 if meta.get("higher_is_better", True) else -1.0
+    finalize(rec, agg, levels, _global_variance(rec), count_sign=sign)
+    rec.config = {**rec.config, "aggregation": agg.name}
+    if rec.score is None and rec.error is None:
+        needs = "global score" if agg.uses_global and rec.global_score is None else "region scores"
+        rec.error = f"{rec.path}: cannot aggregate with {agg.name!r}: the cached run has no {needs}"
+    return rec
 
 
 def _global_variance(rec: ImageResult) -> float | None:
@@ -335,6 +343,7 @@ def eval_command(
                     cache,
                     request,
                     resume=resume,
+                    aggregation=get_aggregation(agg_name).with_weights(c_max=c_max),
                     on_progress=lambda done, total: bar.update(task, completed=done),
                     records_path=output_dir / f"records-{tag}.jsonl",
                 )

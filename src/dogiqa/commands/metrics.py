@@ -18,9 +18,7 @@ def metrics(
         help="Predictions: our records (.jsonl), the authors' results "
         "JSON [{name, score}], or CSV (name/path + score columns).",
     ),
-    dataset: str = typer.Option(
-        ..., "--dataset", "-d", help="koniq, spaq, livec, agiqa, kadid, generic, meta-info."
-    ),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="koniq, spaq, livec, agiqa, kadid, generic, meta-info."),
     labels: Path = typer.Option(..., "--labels", "-l", help="The label file, or the folder holding it."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     missing: str = typer.Option(
@@ -29,9 +27,7 @@ def metrics(
         help="Labelled images without a prediction: 'drop' them or "
         "score them 1 ('paper', like the authors' code). Reported either way.",
     ),
-    field: str = typer.Option(
-        "score", "--field", help="Which score to evaluate: score, global_score, local_score."
-    ),
+    field: str = typer.Option("score", "--field", help="Which score to evaluate: score, global_score, local_score."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CIs (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     lower_is_better: bool = typer.Option(
