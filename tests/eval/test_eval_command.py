@@ -123,6 +123,23 @@ def test_reaggregate_needs_what_the_run_scored(tiny_qwen2vl_dir: Path, koniq_roo
         reaggregate(ds, cache, {**request, "model": "other"}, "code")
 
 
+def test_c_max_from_data(tiny_qwen2vl_dir: Path, koniq_root: Path, tmp_path: Path) -> None:
+    """--c-max-from-data uses the dataset's largest region count in the paper formula (checked by hand)."""
+    out = tmp_path / "out"
+    args = ["-d", "koniq", "--root", str(koniq_root), "-o", str(out), "--model", str(tiny_qwen2vl_dir),
+            "--segmenter", "felzenszwalb", "--aggregation", "paper", "--no-plot"]  # fmt: skip
+    report = _eval([*args, "--c-max-from-data"])
+    records = [json.loads(x) for x in (out / "records-koniq-recommended-paper.jsonl").read_text().splitlines()]
+    c_max = max(len(r["regions"]) for r in records)
+    assert report["c_max"] == c_max
+    for r in records:
+        local = sum(g["score"] * g["weight"] for g in r["regions"]) / sum(g["weight"] for g in r["regions"])
+        want = 0.5 * r["global_score"] + 0.5 * local + len(r["regions"]) * 7 / c_max
+        assert r["score"] == pytest.approx(want, abs=1e-9)
+    plain = _eval(args)  # from the cache, with the default c_max = 71
+    assert plain["resumed"] == N_IMAGES and "c_max" not in plain
+
+
 def test_resumed_run_does_not_load_the_model(tiny_qwen2vl_dir: Path, koniq_root: Path, tmp_path: Path) -> None:
     from dogiqa.api import DogIQA
 

@@ -49,6 +49,7 @@ class EvalRun:
     resumed: int = 0
     scored: int = 0
     failed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def subset(ds: LabelledDataset, limit: int | None) -> LabelledDataset:
@@ -172,6 +173,21 @@ def refinalize(rec: ImageResult, aggregation: str | Aggregation, meta: dict[str,
     return rec
 
 
+def data_c_max(run: EvalRun, aggregation: str | Aggregation, meta: dict[str, Any]) -> int | None:
+    """Re-finalize every record with c_max = the largest region count among them (the paper's definition:
+    the dataset's largest mask count); returns that c_max (None when no record has regions)."""
+    counts = [len(r.regions) for r in run.records if r.regions]
+    if not counts:
+        return None
+    agg = get_aggregation(aggregation).with_weights(c_max=float(max(counts)))
+    for rec in run.records:
+        if rec.ok:
+            refinalize(rec, agg, meta)
+    run.extra["c_max"] = max(counts)
+    run.failed = sum(not r.ok for r in run.records)
+    return max(counts)
+
+
 def _global_variance(rec: ImageResult) -> float | None:
     """The variance of the global answer's level distribution (as the readout computed it), if known."""
     probs = rec.global_probs
@@ -231,6 +247,7 @@ def summarize(
         failures=failures[:20],
         invalid_answers=sum(r.invalid for r in run.records),
         config=run.records[0].config if run.records else {},
+        **run.extra,
     )
     run.report = clean_json(report)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -280,6 +297,9 @@ def eval_command(
     levels: int = typer.Option(None, help="Number of levels K of the standard."),
     readout: str = typer.Option(None, help="int | expected | qalign | qbench."),
     c_max: float = typer.Option(None, help="c_max of the paper aggregation (default 71, SPAQ)."),
+    c_max_from_data: bool = typer.Option(
+        False, "--c-max-from-data", help="Paper aggregation: c_max = the largest region count of this dataset."
+    ),
     min_area: int = typer.Option(None, help="Minimum region area in pixels (default 1000)."),
     crop_mode: str = typer.Option(None, help="bbox (the paper) | mask."),
     device: str = typer.Option(None, help="cpu | cuda | cuda:1 | mps ..."),
@@ -348,6 +368,11 @@ def eval_command(
                     records_path=output_dir / f"records-{tag}.jsonl",
                 )
         run.files["records"] = output_dir / f"records-{tag}.jsonl"
+        if c_max_from_data:
+            meta = cache.run_config(run_key(request, exclude=NOT_IN_RUN_KEY)) or {}
+            used = data_c_max(run, get_aggregation(agg_name), meta)
+            _write_records(run.files["records"], run.records)
+            console.print(f"c_max from the data: {used}")
         summarize(run, ds, output_dir, label, missing=missing, n_boot=bootstrap, plot=not no_plot)
     except DatasetError as exc:
         console.print(f"[red]error:[/red] {exc}")
