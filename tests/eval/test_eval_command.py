@@ -213,3 +213,17 @@ def test_sigkill_mid_run_resumes_without_loss(tiny_qwen2vl_dir: Path, koniq_root
     assert len(records) == N_IMAGES
     for path, rec in before.items():  # images finished before the kill come back exactly as they were
         assert records[path]["score"] == rec["score"] and records[path]["regions"] == rec["regions"]
+
+
+def test_eval_usage_errors(koniq_root: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"not a database" * 100)
+    runner = CliRunner()
+    r = runner.invoke(
+        _app(), ["eval", "-d", "koniq", "--root", str(koniq_root), "-o", str(tmp_path), "--cache", str(bad)]
+    )
+    assert r.exit_code == 2 and "bad.sqlite" in r.output
+    r = runner.invoke(_app(), ["eval", "-d", "koniq", "--root", str(tmp_path / "nowhere"), "-o", str(tmp_path)])
+    assert r.exit_code == 2 and "koniq10k_scores_and_distributions.csv" in r.output
+    r = runner.invoke(_app(), ["eval", "-d", "koniq", "-o", str(tmp_path)])
+    assert r.exit_code != 0 and "--root" in r.output

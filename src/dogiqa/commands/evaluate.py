@@ -30,7 +30,7 @@ from typing import Any
 import typer
 
 from dogiqa.aggregate import Aggregation, get_aggregation
-from dogiqa.cache import RawCache, image_hash, run_key
+from dogiqa.cache import CacheError, RawCache, image_hash, run_key
 from dogiqa.datasets import DatasetError, LabelledDataset, load_dataset
 from dogiqa.evaluate import clean_json, evaluate_predictions
 from dogiqa.results import ImageResult
@@ -348,7 +348,11 @@ def eval_command(
     agg_name = aggregation or _preset_aggregation(preset)
     label = method or f"{preset}-{agg_name}"
     output_dir.mkdir(parents=True, exist_ok=True)
-    cache = RawCache(cache_path or output_dir / "cache.sqlite")
+    try:
+        cache = RawCache(cache_path or output_dir / "cache.sqlite")
+    except CacheError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     tag = slug(f"{ds.name}-{label}")
     try:
         if reaggregate_only:
