@@ -70,7 +70,9 @@ class DogIQA:
         self.min_area, self.crop_mode, self.max_pixels = min_area, crop_mode, max_pixels
         self.chunk_size, self.keep_masks = max(1, chunk_size), keep_masks
         self.segmenter = (
-            SEGMENTERS.build(segmenter, **(segmenter_options or {})) if isinstance(segmenter, str) else segmenter
+            SEGMENTERS.build_accepting(segmenter, **(segmenter_options or {}))
+            if isinstance(segmenter, str)
+            else segmenter
         )
         if isinstance(scorer, str):
             scorer = self._build_scorer(
@@ -115,7 +117,8 @@ class DogIQA:
         scorer_options,
     ) -> Scorer:
         if name != "mllm":
-            return SCORERS.build(name, **scorer_options)
+            device = backend_kwargs.get("device")
+            return SCORERS.build_accepting(name, **{"device": device, **scorer_options})
         from dogiqa.backends import load_backend
         from dogiqa.scorers.mllm import MLLMScorer
 
