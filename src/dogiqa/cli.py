@@ -207,6 +207,17 @@ def presets_command() -> None:
     Console().print(table)
 
 
+def _register_commands() -> None:
+    from dogiqa.commands.evaluate import eval_command
+    from dogiqa.commands.metrics import metrics
+
+    app.command("metrics")(metrics)
+    app.command("eval")(eval_command)
+
+
+_register_commands()
+
+
 def main() -> None:  # pragma: no cover
     app()
 
