@@ -71,3 +71,16 @@ class MplugOwl3Config(PreTrainedConfig):
     def is_hyper_layer(self, layer_idx: int) -> bool:
         """Layer ``layer_idx`` (0-based) carries hyper attention when ``layer_idx + 1`` is in ``hyper_layers``."""
         return (layer_idx + 1) in self.hyper_layers
+
+
+def _register() -> None:
+    """Let AutoConfig (and so AutoTokenizer) recognise ``model_type: mplugowl3`` folders."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.register(MplugOwl3Config.model_type, MplugOwl3Config)
+    except ValueError:  # already registered
+        pass
+
+
+_register()
