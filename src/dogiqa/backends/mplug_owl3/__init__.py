@@ -1,4 +1,4 @@
-"""mPLUG-Owl3 (the Dog-IQA paper's model) implemented natively on transformers 5: no remote code, no torchvision.
+"""mPLUG-Owl3 (the Dog-IQA paper's model), native on transformers 5: no remote code, no torchvision.
 
 ``is_mplug_owl3(model)`` tells whether a hub id or local folder names an mPLUG-Owl3 checkpoint, so that a
 ``load_backend`` can pick :class:`dogiqa.backends.mplug_owl3.backend.MplugOwl3Backend` automatically.
@@ -13,7 +13,7 @@ MODEL_TYPE = "mplugowl3"
 
 
 def is_mplug_owl3(model: str) -> bool:
-    """True for a folder whose ``config.json`` has ``model_type: mplugowl3``, or a hub id containing "mplug-owl3"."""
+    """True for a folder whose config.json has model_type "mplugowl3", or a hub id with "mplug-owl3"."""
     path = Path(model).expanduser()
     if path.is_dir():
         config = path / "config.json"

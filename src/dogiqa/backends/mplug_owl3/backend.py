@@ -16,15 +16,25 @@ from PIL import Image
 
 from dogiqa.backends.base import BackendError, Prompt, RawOutput
 from dogiqa.backends.mplug_owl3.modeling import MplugOwl3Model, positions_from_mask
-from dogiqa.backends.mplug_owl3.processing import IMAGE_TOKEN, MplugOwl3Processor, collate
+from dogiqa.backends.mplug_owl3.processing import (
+    IMAGE_TOKEN,
+    MplugOwl3ImageProcessor,
+    MplugOwl3Processor,
+    collate,
+)
 
 log = logging.getLogger(__name__)
 
 MaskMode = Literal["paper", "fixed"]
 TERMINATORS = ("<|im_end|>", "<|endoftext|>")
 _DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-    "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
 }
 
 
@@ -58,8 +68,9 @@ class MplugOwl3Backend:
         self.dtype = resolve_dtype(dtype, device)
         self.model_id = f"mplug-owl3:{self.model_name}"
         self.tokenizer = self._load_tokenizer()
-        self.processor = MplugOwl3Processor(self.tokenizer)
         self.model = self._load_model(device)
+        tile = int(self.model.config.vision_config.image_size)
+        self.processor = MplugOwl3Processor(self.tokenizer, MplugOwl3ImageProcessor(image_size=tile))
         self._terminators = {self.tokenizer.convert_tokens_to_ids(t) for t in TERMINATORS}
 
     def _load_tokenizer(self):
@@ -116,14 +127,15 @@ class MplugOwl3Backend:
                 outputs[i] = RawOutput(error=f"cannot prepare image {i}: {exc}")
         for start in range(0, len(encoded), self.batch_size):
             chunk = encoded[start : start + self.batch_size]
-            for (i, _), out in zip(chunk, self._run_chunk([e for _, e in chunk], cand_ids, candidates, want_text)):
+            outs = self._run_chunk([e for _, e in chunk], cand_ids, candidates, want_text)
+            for (i, _), out in zip(chunk, outs, strict=True):
                 outputs[i] = out
         return [o if o is not None else RawOutput(error="no output") for o in outputs]
 
     # -- internals --------------------------------------------------------------------------------------
 
     def messages(self, prompt: Prompt) -> list[dict]:
-        """The chat the original built: user turn with one ``<|image|>``, then the assistant generation prompt.
+        """The original's chat: a user turn with one ``<|image|>``, then the assistant generation prompt.
 
         No system message means the processor's empty system turn (the paper's setting).
         """
@@ -183,7 +195,7 @@ class MplugOwl3Backend:
         return logits[:, -1].float().cpu()
 
     def decode(self, token_id: int) -> str:
-        """The original's ``_decode_text`` for one token: id 0 and terminators give "", else decoded, stripped."""
+        """The original's ``_decode_text`` for one token: "" for id 0 and terminators, else decoded."""
         if token_id == 0 or token_id in self._terminators:
             return ""
         return self.tokenizer.decode([token_id]).strip()
@@ -194,12 +206,12 @@ class MplugOwl3Backend:
         logits = self.logits(items)
         logprobs = torch.log_softmax(logits, dim=-1)
         outs = []
-        for row, lp in zip(logits, logprobs):
+        for row, lp in zip(logits, logprobs, strict=True):
             top = int(row.argmax())
             outs.append(
                 RawOutput(
                     text=self.decode(top) if want_text else None,
-                    logprobs={c: float(lp[t]) for c, t in zip(candidates, cand_ids)},
+                    logprobs={c: float(lp[t]) for c, t in zip(candidates, cand_ids, strict=True)},
                     meta={"token_id": top},
                 )
             )

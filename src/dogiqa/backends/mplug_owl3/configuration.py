@@ -59,7 +59,8 @@ class MplugOwl3Config(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
+                f"hidden_size {self.hidden_size} is not divisible by "
+                f"num_attention_heads {self.num_attention_heads}"
             )
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
@@ -69,7 +70,7 @@ class MplugOwl3Config(PreTrainedConfig):
         return self.hidden_size // self.num_attention_heads
 
     def is_hyper_layer(self, layer_idx: int) -> bool:
-        """Layer ``layer_idx`` (0-based) carries hyper attention when ``layer_idx + 1`` is in ``hyper_layers``."""
+        """Layer ``layer_idx`` (0-based) has hyper attention when ``layer_idx + 1`` is in ``hyper_layers``."""
         return (layer_idx + 1) in self.hyper_layers
 
 

@@ -8,8 +8,9 @@ prompt ``v2`` with a global view, bicubic resizing, mean = std = 0.5) without to
   whole image resized to 384 x 384 is appended as the global view;
 - each ``<|image|>`` of the text becomes "Cut to R rows C columns with a global view\\n" + one line per row of
   ``subimg(i,j)<|image|>`` separated by spaces + "\\nglobal_view<|image|>";
-- the chat text is tokenized chunk by chunk (system turn, user turn split around every ``<|image|>``, assistant
-  header), so BPE merges never cross a chunk boundary; ``media_offset[i] = [0, images whose token is before i]``.
+- the chat text is tokenized chunk by chunk (system turn, user turn split around every ``<|image|>``,
+  assistant header), so BPE merges never cross a chunk boundary;
+  ``media_offset[i] = [0, number of image tokens before position i]``.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ class MplugOwl3ImageProcessor:
         size = self.image_size
         rows, cols = self.anchors[select_anchor(image.width, image.height, self.anchors, size)]
         grid = _to_tensor(image.resize((cols * size, rows * size), Image.BICUBIC))
-        tiles = grid.reshape(3, rows, size, cols, size).permute(1, 3, 0, 2, 4).reshape(rows * cols, 3, size, size)
+        tiles = (
+            grid.reshape(3, rows, size, cols, size).permute(1, 3, 0, 2, 4).reshape(rows * cols, 3, size, size)
+        )
         whole = _to_tensor(image.resize((size, size), Image.BICUBIC))
         return ImageCrops(torch.cat([tiles, whole[None]]), (rows, cols))
 
