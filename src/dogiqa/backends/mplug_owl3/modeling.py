@@ -4,13 +4,13 @@ Module names follow the official checkpoint (``language_model.model.*``, ``langu
 ``vision_model.*``, ``vision2text_model``), so ``MplugOwl3Model.from_pretrained`` loads the authors' weights
 (hub id or folder, sharded safetensors, any dtype, ``device_map``) with no remote code.
 
-Hyper layers (``config.hyper_layers``, 1-based) run, next to causal self-attention, a cross-attention from the
-rotated text queries to the visual tokens. The visual tokens share the layer's input RMSNorm, are projected by
-``v_kv_proj`` into keys and values (per key-value head: key then value), and their keys get the rotary
-position of the token that follows their ``<|image|>`` placeholder (MI-RoPE). A text token sees image k
-once its ``media_offset`` count exceeds k. A per-head sigmoid gate, computed from the self-attention context by
-``gate_proj``, mixes the two contexts: ``ctx * (1 - g) + visual_ctx * g``; tokens seeing no image keep
-``ctx``.
+Hyper layers (``config.hyper_layers``, 1-based) run, next to causal self-attention, a cross-attention from
+the rotated text queries to the visual tokens. The visual tokens share the layer's input RMSNorm, are
+projected by ``v_kv_proj`` into keys and values (per key-value head: key then value), and their keys get the
+rotary position of the token that follows their ``<|image|>`` placeholder (MI-RoPE). A text token sees
+image k once its ``media_offset`` count exceeds k. A per-head sigmoid gate, computed from the self-attention
+context by ``gate_proj``, mixes the two contexts: ``ctx * (1 - g) + visual_ctx * g``; tokens that see no
+image keep ``ctx``.
 """
 
 from __future__ import annotations
