@@ -1,0 +1,336 @@
+"""Any Hugging Face vision-language model as a dogiqa Backend: one forward pass per item, batched.
+
+``run`` reads the next token after the prompt from ONE forward pass: the decoded argmax of the full-vocabulary
+logits (identical to greedy one-token generation) and the log-softmax of each candidate token. Items are
+grouped by size to limit padding, left-padded, and batched under an item and a token budget; results come
+back in input order. A failing item becomes ``RawOutput(error=...)`` without failing its neighbours.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from PIL import Image
+
+from dogiqa.backends.base import BackendError, Prompt, RawOutput
+from dogiqa.backends.hf_compat import image_only_processor_class
+
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+}
+
+
+@dataclass
+class _Item:
+    """One image of a run: its input index, estimated token count and the image itself."""
+
+    index: int
+    image: Image.Image
+    tokens: int
+
+
+def _offline_help(model: str) -> str:
+    local = f"./models/{model.split('/')[-1]}"
+    return (
+        f"cannot load model {model!r}: it is not a local folder and it could not be fetched from the "
+        "Hugging Face hub (no network, HF_HUB_OFFLINE set, or a wrong id). Download it once on a machine "
+        f"with network, e.g. `hf download {model} --local-dir {local}`, then pass that folder: "
+        f"`--model {local}` (Python: model={local!r})."
+    )
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """False when offline mode is set or the hub's host does not resolve/connect within ``timeout``."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+class TransformersVLM:
+    """A transformers ``AutoModelForImageTextToText`` + processor, from a hub id or a local folder."""
+
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        batch_size: int = 16,
+        max_batch_tokens: int = 32768,
+        revision: str | None = None,
+    ) -> None:
+        if batch_size < 1 or max_batch_tokens < 1:
+            raise BackendError("batch_size and max_batch_tokens must be >= 1")
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.source, self.model_id = self._resolve(str(model), revision)
+        self.revision = revision
+        self.trust_remote_code = trust_remote_code
+        self.device = self._pick_device(device)
+        self._load(dtype)
+        self._candidate_ids: dict[str, int] = {}
+        self.calls = 0  # forward/generate calls made, for benchmarks
+
+    # ---------------------------------------------------------------- loading
+    @staticmethod
+    def _resolve(model: str, revision: str | None) -> tuple[str, str]:
+        """(what to pass to from_pretrained, model_id). Local folders are resolved to absolute paths."""
+        path = Path(model).expanduser()
+        if path.is_dir():
+            source = str(path.resolve())
+            if not (path / "config.json").is_file():
+                raise BackendError(
+                    f"model folder {source!r} has no config.json; pass the folder of a saved transformers "
+                    "model (config.json, weights, tokenizer and processor files)"
+                )
+        elif path.exists():
+            raise BackendError(f"model {model!r} is a file; pass the model's folder (with config.json)")
+        elif model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
+            raise BackendError(
+                f"model folder {model!r} does not exist; pass a folder holding config.json, the weights, "
+                "tokenizer and processor files (e.g. from `hf download <id> --local-dir DIR`), or a hub id"
+            )
+        else:
+            source = model
+        return source, source + (f"@{revision}" if revision else "")
+
+    @staticmethod
+    def _pick_device(device: str) -> str:
+        import torch
+
+        if device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+        return device
+
+    def _from_pretrained(self, loader: Any, **kwargs: Any) -> Any:
+        """``loader.from_pretrained`` for this model: local files first, then the hub."""
+        common = dict(revision=self.revision, **kwargs)
+        if self.trust_remote_code:
+            common["trust_remote_code"] = True
+        is_local = Path(self.source).is_dir()
+        try:
+            return loader.from_pretrained(self.source, local_files_only=True, **common)
+        except OSError:
+            if is_local:
+                raise
+        except ValueError as exc:  # e.g. HFValidationError for a malformed id
+            if not is_local:
+                raise BackendError(f"invalid model id {self.source!r}: {exc}") from exc
+            raise
+        if not _hub_reachable():  # fail fast instead of ~30 s of retries
+            raise BackendError(_offline_help(self.source) + " (the hub host cannot be reached)")
+        try:  # not in the local cache: the hub
+            return loader.from_pretrained(self.source, **common)
+        except (OSError, ValueError) as exc:
+            raise BackendError(_offline_help(self.source) + f" ({type(exc).__name__}: {exc})") from exc
+
+    def _load(self, dtype: str) -> None:
+        import torch
+        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+        try:
+            config = self._from_pretrained(AutoConfig)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot read the model config in {self.source!r}: {exc}") from exc
+        self.model_type = getattr(config, "model_type", "")
+        proc_cls = image_only_processor_class(self.model_type) or AutoProcessor
+        try:
+            self.processor = self._from_pretrained(proc_cls, backend="pil")
+        except TypeError:  # processors without a `backend` option
+            self.processor = self._from_pretrained(proc_cls)
+        except OSError as exc:
+            raise BackendError(f"cannot load the processor of {self.source!r}: {exc}") from exc
+        self.tokenizer = getattr(self.processor, "tokenizer", None)
+        if self.tokenizer is None:
+            raise BackendError(f"the processor of {self.source!r} has no tokenizer")
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.dtype = self._torch_dtype(dtype, config)
+        try:
+            model = self._from_pretrained(AutoModelForImageTextToText, dtype=self.dtype)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot load the model weights of {self.source!r}: {exc}") from exc
+        self.model = model.to(self.device).eval()
+        self._keep_arg = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        torch.set_grad_enabled(False)
+
+    def _torch_dtype(self, dtype: str, config: Any) -> Any:
+        import torch
+
+        if dtype == "auto":
+            if self.device == "cpu":
+                return torch.float32  # half precision on CPU is slow and inexact
+            native = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+            return native if isinstance(native, torch.dtype) else getattr(torch, str(native or "bfloat16"))
+        if dtype not in _DTYPES:
+            raise BackendError(f"unknown dtype {dtype!r}; choose auto, float32, bfloat16 or float16")
+        return getattr(torch, _DTYPES[dtype])
+
+    # ---------------------------------------------------------------- candidates
+    def check_candidates(self, candidates: Sequence[str]) -> None:
+        """Raise BackendError naming the first candidate that is not exactly one token."""
+        for cand in candidates:
+            self._token_id(cand)
+
+    def _token_id(self, cand: str) -> int:
+        if cand not in self._candidate_ids:
+            ids = self.tokenizer.encode(cand, add_special_tokens=False)
+            if len(ids) != 1:
+                pieces = self.tokenizer.convert_ids_to_tokens(ids)
+                raise BackendError(
+                    f"candidate {cand!r} is {len(ids)} tokens {pieces} for model {self.model_id}, not one; "
+                    "logit readouts need single-token answers (choose fewer levels or other words)"
+                )
+            self._candidate_ids[cand] = ids[0]
+        return self._candidate_ids[cand]
+
+    # ---------------------------------------------------------------- prompts
+    def render(self, prompt: Prompt) -> str:
+        """The full model input text for one image: chat template + generation prompt + answer prefix."""
+        content: list[dict] = []
+        if prompt.before_image:
+            content.append({"type": "text", "text": prompt.before_image})
+        content.append({"type": "image"})
+        if prompt.after_image:
+            content.append({"type": "text", "text": prompt.after_image})
+        messages: list[dict] = []
+        if prompt.system is not None:
+            messages.append({"role": "system", "content": [{"type": "text", "text": prompt.system}]})
+        messages.append({"role": "user", "content": content})
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text + prompt.answer_prefix
+
+    def _encode(self, text: str, images: Sequence[Image.Image]) -> Any:
+        """Processor output for a left-padded batch, moved to the model's device and dtype."""
+        enc = self.processor(
+            text=[text] * len(images), images=[[im] for im in images], padding=True, return_tensors="pt"
+        )
+        out = {}
+        for key, val in enc.items():
+            if hasattr(val, "to"):
+                val = val.to(self.device)
+                if val.is_floating_point():
+                    val = val.to(self.dtype)
+            out[key] = val
+        return out
+
+    def _estimate_tokens(self, text_tokens: int, image: Image.Image) -> int:
+        """Sequence length of one item: prompt tokens + the processor's count of image tokens."""
+        try:
+            data = self.processor._get_num_multimodal_tokens(image_sizes=[(image.height, image.width)])
+            return text_tokens + int(data["num_image_tokens"][0])
+        except Exception:  # processors without the helper: a rough pixel-based guess
+            return text_tokens + image.width * image.height // 784
+
+    # ---------------------------------------------------------------- scoring
+    def run(
+        self,
+        images: Sequence[Image.Image],
+        prompt: Prompt,
+        candidates: Sequence[str],
+        want_text: bool = True,
+    ) -> list[RawOutput]:
+        """One forward pass per item (batched); one RawOutput per image, in input order."""
+        cand_ids = {c: self._token_id(c) for c in candidates}
+        text = self.render(prompt)
+        text_tokens = len(self.tokenizer.encode(text, add_special_tokens=False))
+        results: list[RawOutput | None] = [None] * len(images)
+        items = []
+        for i, image in enumerate(images):
+            try:
+                items.append(_Item(i, image, self._estimate_tokens(text_tokens, image)))
+            except Exception as exc:
+                results[i] = RawOutput(error=f"cannot size image {i}: {type(exc).__name__}: {exc}")
+        for batch in self._batches(items):
+            for item, out in zip(batch, self._run_batch(batch, text, cand_ids, want_text), strict=True):
+                results[item.index] = out
+        return [r if r is not None else RawOutput(error="not scored") for r in results]
+
+    def _batches(self, items: list[_Item]) -> list[list[_Item]]:
+        """Sort by size; cut batches at ``batch_size`` items or ``max_batch_tokens`` padded tokens."""
+        ordered = sorted(items, key=lambda it: (it.tokens, it.image.width * it.image.height))
+        batches: list[list[_Item]] = []
+        for item in ordered:
+            cur = batches[-1] if batches else None
+            # sorted ascending: the new item is the longest, so padded size = (n + 1) * item.tokens
+            if cur and len(cur) < self.batch_size and (len(cur) + 1) * item.tokens <= self.max_batch_tokens:
+                cur.append(item)
+            else:
+                batches.append([item])
+        return batches
+
+    def _run_batch(
+        self, batch: list[_Item], text: str, cand_ids: dict[str, int], want_text: bool
+    ) -> list[RawOutput]:
+        """Score a batch in one forward; on any failure, retry its items one by one."""
+        try:
+            return self._forward(batch, text, cand_ids, want_text)
+        except Exception as exc:
+            if len(batch) == 1:
+                return [RawOutput(error=f"{type(exc).__name__}: {exc}")]
+        return [self._run_batch([item], text, cand_ids, want_text)[0] for item in batch]
+
+    def _forward(
+        self, batch: list[_Item], text: str, cand_ids: dict[str, int], want_text: bool
+    ) -> list[RawOutput]:
+        import torch
+
+        inputs = self._encode(text, [it.image for it in batch])
+        kwargs = {"logits_to_keep": 1} if self._keep_arg else {}
+        self.calls += 1
+        with torch.inference_mode():
+            logits = self.model(**inputs, use_cache=False, **kwargs).logits[:, -1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        ids = list(cand_ids.values())
+        chosen = logprobs[:, ids].cpu().tolist() if ids else [[] for _ in batch]
+        top = logits.argmax(dim=-1).cpu().tolist()
+        mask = inputs["attention_mask"]
+        n_real = mask.sum(dim=1).cpu().tolist()
+        width = int(mask.shape[1])
+        outs = []
+        for row, tok in enumerate(top):
+            meta = {"token_id": tok, "tokens": int(n_real[row]), "padded_tokens": width, "batch": len(batch)}
+            outs.append(
+                RawOutput(
+                    text=self.tokenizer.decode([tok]) if want_text else None,
+                    logprobs=dict(zip(cand_ids, chosen[row], strict=True)),
+                    meta=meta,
+                )
+            )
+        return outs
+
+    def generate_one(self, image: Image.Image, prompt: Prompt) -> RawOutput:
+        """The naive path: ``model.generate(max_new_tokens=1, do_sample=False)`` on one image."""
+        import torch
+
+        try:
+            inputs = self._encode(self.render(prompt), [image])
+            self.calls += 1
+            with torch.inference_mode():
+                out = self.model.generate(**inputs, max_new_tokens=1, do_sample=False)
+        except Exception as exc:
+            return RawOutput(error=f"{type(exc).__name__}: {exc}")
+        tok = int(out[0, -1])
+        return RawOutput(text=self.tokenizer.decode([tok]), meta={"token_id": tok})

@@ -1,0 +1,298 @@
+"""Tiny, randomly initialised vision-language models of real architectures, built fully offline.
+
+Each ``build_tiny_*`` writes a folder that loads with ``AutoModelForImageTextToText.from_pretrained`` and
+with the project's transformers backend (no hub, no torchvision): config, seeded random weights, a
+byte-level BPE tokenizer written with the ``tokenizers`` library, a chat template and processor files.
+
+Tokenizer facts the tests rely on: every byte is a token, so the digits ``1``..``9`` are single tokens
+(and no merge involves a digit); the quality words ``excellent good fair poor bad`` are single tokens with
+and without a leading space (``Ġgood``); ``10`` is two tokens.
+
+``seed`` fixes the random weights (same seed, same folder contents, same outputs). ``digit_scale`` > 1
+multiplies the output rows of the digits so greedy answers are digits (see ``_boost_digits``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+QUALITY_WORDS = ("excellent", "good", "fair", "poor", "bad")
+# common words of the Dog-IQA / Q-Align prompts merged into tokens, so prompts stay short
+_COMMON_WORDS = ("the", "image", "quality", "of", "is", "and", "to", "you", "score", "Please", "evaluate")
+
+QWEN_SPECIALS = [
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+IDEFICS3_SPECIALS = [
+    "<|im_start|>",
+    "<fake_token_around_image>",
+    "<image>",
+    "<global-img>",
+    "<end_of_utterance>",
+] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+
+# Qwen2-VL's chat template (default system turn when none is given; one vision block per image).
+QWEN2_VL_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Idefics3 / SmolVLM style template; string contents (e.g. a system turn) are accepted too.
+IDEFICS3_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'] is string %}: {{ message['content'] }}"
+    "{% else %}{% if message['content'][0]['type'] == 'image' %}:{% else %}: {% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}<image>{% endif %}{% endfor %}{% endif %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+# Qwen2's pre-tokenizer split pattern (digits split one by one).
+_QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
+    r"\s+(?!\S)|\s+"
+)
+
+
+def _word_merges(words: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Left-to-right merge chains making each word, and 'Ġ'+word, a single token."""
+    merges: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for word in words:
+        chain = [(word[:i], word[i]) for i in range(1, len(word))] + [("Ġ", word)]
+        for pair in chain:
+            if pair not in seen:
+                seen.add(pair)
+                merges.append(pair)
+    return merges
+
+
+def write_tokenizer(
+    path: Path, specials: list[str], tokenizer_class: str, eos: str, pad: str
+) -> dict[str, int]:
+    """Write tokenizer.json + tokenizer_config.json for a tiny byte-level BPE; returns token -> id."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {"<|endoftext|>": 0}
+    vocab.update({c: i + 1 for i, c in enumerate(alphabet)})
+    merges = _word_merges(QUALITY_WORDS + _COMMON_WORDS)
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, byte_fallback=False, fuse_unk=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_QWEN2_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(
+        [AddedToken(s, special=True, normalized=False) for s in ["<|endoftext|>", *specials]]
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    tok.save(str(path / "tokenizer.json"))
+    extra = [s for s in specials if s not in (eos, pad)]
+    config = {
+        "tokenizer_class": tokenizer_class,
+        "eos_token": eos,
+        "pad_token": pad,
+        "bos_token": None,
+        "unk_token": None,
+        "add_prefix_space": False,
+        "clean_up_tokenization_spaces": False,
+        "errors": "replace",
+        "model_max_length": 32768,
+        "split_special_tokens": False,
+        "additional_special_tokens": extra,
+        "extra_special_tokens": extra,
+    }
+    (path / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    return {t: i for t, i in tok.get_vocab(with_added_tokens=True).items()}
+
+
+def _text_config(ids: dict[str, int], vocab_size: int, eos: str, **extra: object) -> dict:
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        bos_token_id=0,
+        eos_token_id=ids[eos],
+        pad_token_id=0,
+        **extra,
+    )
+
+
+def _save(model: object, path: Path, eos_id: int) -> None:
+    from transformers import GenerationConfig
+
+    model.generation_config = GenerationConfig(
+        eos_token_id=eos_id, pad_token_id=0, bos_token_id=0, do_sample=False
+    )
+    model.save_pretrained(str(path))
+
+
+def _seeded(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def _boost_digits(model: object, ids: dict[str, int], scale: float) -> None:
+    """Scale the output-embedding rows of '1'..'9' so greedy decoding usually yields a digit.
+
+    A random model otherwise answers with arbitrary bytes; with ``scale`` ~30 the digit logits dominate
+    while which digit wins still depends on the input. ``scale == 1`` leaves the model untouched.
+    """
+    import torch
+
+    if scale == 1.0:
+        return
+    head = model.get_output_embeddings()
+    rows = [ids[str(d)] for d in range(1, 10)]
+    with torch.no_grad():
+        head.weight[rows] *= scale
+
+
+def _build_qwen(path: Path, model_type: str, seed: int, digit_scale: float) -> Path:
+    import transformers
+
+    from dogiqa.backends.hf_compat import image_only_processor_class
+
+    path = Path(path)
+    ids = write_tokenizer(path, QWEN_SPECIALS, "Qwen2Tokenizer", eos="<|im_end|>", pad="<|endoftext|>")
+    vocab_size = 384
+    assert len(ids) <= vocab_size, len(ids)
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
+    text = _text_config(ids, vocab_size, "<|im_end|>", rope_parameters=rope)
+    special = dict(
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    if model_type == "qwen2_vl":
+        vision = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2)  # fmt: skip
+        config = transformers.Qwen2VLConfig(text_config=text, vision_config=vision, **special)
+        model_cls = transformers.Qwen2VLForConditionalGeneration
+    else:
+        vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                      window_size=112, fullatt_block_indexes=[1], patch_size=14)  # fmt: skip
+        config = transformers.Qwen2_5_VLConfig(text_config=text, vision_config=vision, **special)
+        model_cls = transformers.Qwen2_5_VLForConditionalGeneration
+    _seeded(seed)
+    model = model_cls(config).eval()
+    _boost_digits(model, ids, digit_scale)
+    _save(model, path, ids["<|im_end|>"])
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+    image_processor = transformers.Qwen2VLImageProcessorPil()
+    proc_cls = image_only_processor_class(model_type)
+    processor = proc_cls(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN2_VL_TEMPLATE
+    )
+    processor.save_pretrained(str(path))
+    _add_static_video_processor(path)
+    return path
+
+
+def _add_static_video_processor(path: Path) -> None:
+    """Name a video processor in processor_config.json so a torchvision install's AutoProcessor loads too."""
+    cfg_file = path / "processor_config.json"
+    cfg = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
+    cfg.setdefault(
+        "video_processor",
+        {
+            "video_processor_type": "Qwen2VLVideoProcessor",
+            "patch_size": 14,
+            "merge_size": 2,
+            "temporal_patch_size": 2,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073],
+            "image_std": [0.26862954, 0.26130258, 0.27577711],
+        },
+    )
+    cfg_file.write_text(json.dumps(cfg, indent=2))
+
+
+def build_tiny_qwen2vl(path: str | Path, seed: int = 0, digit_scale: float = 1.0) -> Path:
+    """A tiny random Qwen2-VL (~0.2 M parameters) saved under ``path``; returns the folder."""
+    return _build_qwen(Path(path), "qwen2_vl", seed, digit_scale)
+
+
+def build_tiny_qwen25vl(path: str | Path, seed: int = 0, digit_scale: float = 1.0) -> Path:
+    """A tiny random Qwen2.5-VL saved under ``path``; returns the folder."""
+    return _build_qwen(Path(path), "qwen2_5_vl", seed, digit_scale)
+
+
+def build_tiny_idefics3(path: str | Path, seed: int = 0, digit_scale: float = 1.0) -> Path:
+    """A tiny random Idefics3 (SmolVLM architecture) saved under ``path``; returns the folder.
+
+    Tiles are 112 px (8x8 patches of 14 px, pixel-shuffled by 2 -> 16 tokens per tile) and images are
+    split into at most 3x3 tiles plus a global view, so image splitting stays real but cheap.
+    """
+    import transformers
+
+    path = Path(path)
+    ids = write_tokenizer(
+        path, IDEFICS3_SPECIALS, "PreTrainedTokenizerFast", eos="<end_of_utterance>", pad="<|endoftext|>"
+    )
+    vocab_size = 448
+    assert len(ids) <= vocab_size, len(ids)
+    text = _text_config(ids, vocab_size, "<end_of_utterance>", model_type="llama")
+    tile, patch, scale = 112, 14, 2
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=tile, patch_size=patch)  # fmt: skip
+    config = transformers.Idefics3Config(
+        text_config=text, vision_config=vision, scale_factor=scale, image_token_id=ids["<image>"]
+    )
+    _seeded(seed)
+    model = transformers.Idefics3ForConditionalGeneration(config).eval()
+    _boost_digits(model, ids, digit_scale)
+    _save(model, path, ids["<end_of_utterance>"])
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+    image_processor = transformers.Idefics3ImageProcessorPil(
+        size={"longest_edge": 3 * tile}, max_image_size={"longest_edge": tile}, do_image_splitting=True
+    )
+    seq_len = (tile // patch) ** 2 // scale**2
+    processor = transformers.Idefics3Processor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        image_seq_len=seq_len,
+        chat_template=IDEFICS3_TEMPLATE,
+    )
+    processor.save_pretrained(str(path))
+    return path

@@ -1,0 +1,47 @@
+"""Session fixtures: tiny offline models of real architectures and generated sample images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """2 shared cores: keep torch to one thread (also makes float sums reproducible)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2-VL folder (seed 0; digit rows boosted so greedy answers are digits)."""
+    from dogiqa.testing import build_tiny_qwen2vl
+
+    return build_tiny_qwen2vl(tmp_path_factory.mktemp("tiny-qwen2vl"), seed=0, digit_scale=30.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_idefics3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Idefics3 folder (seed 0; digit rows boosted so greedy answers are digits)."""
+    from dogiqa.testing import build_tiny_idefics3
+
+    return build_tiny_idefics3(tmp_path_factory.mktemp("tiny-idefics3"), seed=0, digit_scale=30.0)
+
+
+@pytest.fixture(scope="session")
+def sample_images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 4 small generated RGB images (PNG and JPEG, 64x48 .. 200x200)."""
+    from dogiqa.testing.images import write_sample_images
+
+    folder = tmp_path_factory.mktemp("sample-images")
+    write_sample_images(folder)
+    return folder
