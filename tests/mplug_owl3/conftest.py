@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = (REPO / ".." / "shared" / "reference" / "mplug-owl3-tiny").resolve()
@@ -15,9 +14,7 @@ FIXTURE = (REPO / ".." / "shared" / "reference" / "mplug-owl3-tiny").resolve()
 
 def _require_fixture() -> Path:
     if not (FIXTURE / "cases.json").is_file():
-        pytest.skip(
-            f"reference fixture not found: {FIXTURE} (the shared/ folder next to the repository is absent)"
-        )
+        pytest.skip(f"reference fixture not found: {FIXTURE} (the shared/ folder next to the repository is absent)")
     return FIXTURE
 
 
@@ -41,5 +38,4 @@ def tensors(fixture_dir: Path) -> dict:
 def backend(fixture_dir: Path):
     from dogiqa.backends.mplug_owl3.backend import MplugOwl3Backend
 
-    torch.set_num_threads(2)
     return MplugOwl3Backend(str(fixture_dir / "model"), device="cpu", dtype="float32", attention_mask="paper")

@@ -13,17 +13,12 @@ from PIL import Image
 from dogiqa.backends.base import BackendError, Prompt
 from dogiqa.backends.mplug_owl3 import is_mplug_owl3
 from dogiqa.backends.mplug_owl3.processing import GRID_SQU_6, MplugOwl3Processor, cut_prompt, select_anchor
-
-from .tiny import make_model
-
-torch.set_num_threads(2)
+from dogiqa.testing.tiny_owl3 import build_tiny_mplug_owl3
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("owl3-tiny")
-    make_model(folder, max_shard_size="20KB")
-    return folder
+    return build_tiny_mplug_owl3(tmp_path_factory.mktemp("owl3-tiny"), max_shard_size="20KB")
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +103,7 @@ def test_cut_prompt_and_chunks():
         "b<|im_end|>",
         "\n<|im_start|>assistant\n",
     ]
-    with_system = MplugOwl3Processor.chunks(
-        [{"role": "system", "content": "S"}, {"role": "user", "content": "u"}]
-    )
+    with_system = MplugOwl3Processor.chunks([{"role": "system", "content": "S"}, {"role": "user", "content": "u"}])
     assert with_system == ["<|im_start|>system\nS<|im_end|>", "\n<|im_start|>user\nu<|im_end|>"]
 
 
@@ -169,10 +162,7 @@ def test_images_reach_only_later_tokens(tiny_backend):
     b["input_ids"], b["media_offset"] = a["input_ids"], a["media_offset"]
     b["pixel_values"] = b["pixel_values"][: a["pixel_values"].shape[0]]
     with torch.inference_mode():
-        la, lb = (
-            model(it["input_ids"], it["media_offset"], it["pixel_values"], logits_to_keep=0)[0]
-            for it in (a, b)
-        )
+        la, lb = (model(it["input_ids"], it["media_offset"], it["pixel_values"], logits_to_keep=0)[0] for it in (a, b))
     first = int(torch.nonzero(a["media_offset"][0, :, 1])[0])  # the token after the first placeholder
     torch.testing.assert_close(la[:first], lb[:first], rtol=0, atol=1e-6)
     assert (la[-1] - lb[-1]).abs().max() > 1e-4

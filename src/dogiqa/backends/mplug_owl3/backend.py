@@ -86,14 +86,12 @@ class MplugOwl3Backend:
 
     def _load_model(self, device: str) -> MplugOwl3Model:
         kwargs: dict = {"dtype": self.dtype}
-        if device == "auto":
-            kwargs["device_map"] = "auto"
+        if device != "cpu":  # "auto" spreads layers over the GPUs; "cuda:N" loads straight onto one
+            kwargs["device_map"] = device
         try:
             model = MplugOwl3Model.from_pretrained(self.model_name, **kwargs)
         except Exception as exc:  # noqa: BLE001
             raise BackendError(f"{self.model_name}: cannot load mPLUG-Owl3 weights ({exc})") from exc
-        if device != "auto":
-            model = model.to(device)
         return model.eval()
 
     # -- Backend protocol -------------------------------------------------------------------------------

@@ -25,9 +25,7 @@ from dogiqa.backends.mplug_owl3.configuration import MplugOwl3Config
 
 
 def _inv_freq(head_dim: int, theta: float, device: torch.device) -> torch.Tensor:
-    return 1.0 / (
-        theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim)
-    )
+    return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim))
 
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,9 +59,7 @@ class VisualContext:
         cos: torch.Tensor,
         sin: torch.Tensor,
     ):
-        self.embeds = (
-            embeds  # (B, S, hidden): the visual tokens of each item, padded to the batch's most images
-        )
+        self.embeds = embeds  # (B, S, hidden): the visual tokens of each item, padded to the batch's most images
         self.cross_mask = cross_mask  # (B, 1, L, S) bool, True = attend
         self.sees_image = sees_image  # (B, L) bool, the token sees at least one image
         self.cos, self.sin = cos, sin  # (B, 1, S, head_dim) float32 MI-RoPE of the visual keys
@@ -186,9 +182,7 @@ class HyperQwen2Model(nn.Module):
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.layers = nn.ModuleList(
-            HyperQwen2DecoderLayer(config, i) for i in range(config.num_hidden_layers)
-        )
+        self.layers = nn.ModuleList(HyperQwen2DecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = Qwen2RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
     def visual_context(
@@ -214,9 +208,7 @@ class HyperQwen2Model(nn.Module):
         cross_mask = visible.repeat_interleave(n_tok, dim=2)[:, None]
         # Image k sits at the first token whose count exceeds k (the token after its placeholder).
         pos = (seen[:, :, None] > k[None, None]).int().argmax(dim=1) - pad_lengths[:, None]
-        cos, sin = rope_cos_sin(
-            pos.repeat_interleave(n_tok, dim=1), self.config.head_dim, self.config.rope_theta
-        )
+        cos, sin = rope_cos_sin(pos.repeat_interleave(n_tok, dim=1), self.config.head_dim, self.config.rope_theta)
         return VisualContext(embeds, cross_mask, sees_image, cos[:, None], sin[:, None])
 
     def forward(
@@ -289,9 +281,7 @@ class MplugOwl3Model(MplugOwl3PreTrainedModel):
         tower = self.vision_model
         weight = tower.embeddings.patch_embedding.weight
         hidden = tower.embeddings(pixel_values.to(weight.device, weight.dtype))
-        for layer in tower.encoder.layers[
-            :-1
-        ]:  # hidden_states[-2]: skip the last layer (and post-norm, head)
+        for layer in tower.encoder.layers[:-1]:  # hidden_states[-2]: skip the last layer (and post-norm, head)
             hidden = layer(hidden.to(layer.layer_norm1.weight.device), None)
         proj = self.vision2text_model
         return proj(hidden.to(proj.weight.device, proj.weight.dtype))
@@ -340,9 +330,7 @@ def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return pos.masked_fill(attention_mask == 0, 1)
 
 
-def paper_mask_and_positions(
-    input_ids: torch.Tensor, pad_token_id: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
+def paper_mask_and_positions(input_ids: torch.Tensor, pad_token_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The original generate's implicit mask ``input_ids != pad_token_id`` (0) and its shifted positions."""
     mask = (input_ids != pad_token_id).long()
     return mask, positions_from_mask(mask)

@@ -85,9 +85,7 @@ class MplugOwl3ImageProcessor:
         size = self.image_size
         rows, cols = self.anchors[select_anchor(image.width, image.height, self.anchors, size)]
         grid = _to_tensor(image.resize((cols * size, rows * size), Image.BICUBIC))
-        tiles = (
-            grid.reshape(3, rows, size, cols, size).permute(1, 3, 0, 2, 4).reshape(rows * cols, 3, size, size)
-        )
+        tiles = grid.reshape(3, rows, size, cols, size).permute(1, 3, 0, 2, 4).reshape(rows * cols, 3, size, size)
         whole = _to_tensor(image.resize((size, size), Image.BICUBIC))
         return ImageCrops(torch.cat([tiles, whole[None]]), (rows, cols))
 
