@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import field
 
 from transformers import PreTrainedConfig, SiglipVisionConfig
-from transformers.configuration_utils import SubConfigSpec
 
 # SigLIP-so400m-patch14-384, the authors' default vision tower.
 DEFAULT_VISION = {
@@ -26,7 +25,7 @@ class MplugOwl3Config(PreTrainedConfig):
     """Fields of mPLUG-Owl3's ``config.json`` (HyperQwen2 decoder + SigLIP vision)."""
 
     model_type = "mplugowl3"
-    sub_configs_defaults = {"vision_config": SubConfigSpec(SiglipVisionConfig, init_kwargs=DEFAULT_VISION)}
+    sub_configs = {"vision_config": SiglipVisionConfig}  # plain mapping: understood by transformers 5.x
 
     vocab_size: int = 152064
     hidden_size: int = 3584
@@ -54,6 +53,11 @@ class MplugOwl3Config(PreTrainedConfig):
     vision_config: dict | PreTrainedConfig | None = None
 
     def __post_init__(self, **kwargs):
+        # As the original: no vision config -> SigLIP-so400m; a dict -> SiglipVisionConfig(**dict).
+        if self.vision_config is None:
+            self.vision_config = SiglipVisionConfig(**DEFAULT_VISION)
+        elif isinstance(self.vision_config, dict):
+            self.vision_config = SiglipVisionConfig(**self.vision_config)
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         super().__post_init__(**kwargs)
