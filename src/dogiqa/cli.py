@@ -55,6 +55,7 @@ def build_pipeline(
     small_regions: str | None = None,
     scorer: str | None = None,
     clip_model: str | None = None,
+    owl3_mask: str | None = None,
     backend_options: dict[str, Any] | None = None,
     cache: Any = None,
 ):
@@ -65,6 +66,8 @@ def build_pipeline(
     b_opts = dict(backend_options or {})
     if trust_remote_code:
         b_opts["trust_remote_code"] = True
+    if owl3_mask:
+        b_opts["attention_mask"] = owl3_mask
     return DogIQA.from_preset(
         preset,
         **_opts(
@@ -149,6 +152,7 @@ def score(
     ),
     scorer: str = typer.Option(None, help="mllm (default) | niqe | brisque | piqe | clipiqa."),
     clip_model: str = typer.Option(None, help="CLIP hub id or local folder for --scorer clipiqa."),
+    owl3_mask: str = typer.Option(None, help="mPLUG-Owl3: paper (the original's mask) | fixed."),
     sam2_model: str = typer.Option(None, help="SAM2 hub id or local folder."),
     small_regions: str = typer.Option(None, help="SAM2 small-region step: skip (CPU, default) | fill."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
