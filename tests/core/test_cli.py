@@ -93,3 +93,29 @@ def test_unloadable_model_exits_2_with_a_hint(tmp_path):
 def test_presets_command_lists_presets():
     res = runner.invoke(app, ["presets"])
     assert res.exit_code == 0 and "paper-code" in res.output and "recommended" in res.output
+
+
+def test_classical_scorer_from_the_cli(tmp_path):
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 255, (200, 260, 3), dtype=np.uint8)).save(tmp_path / "x.png")
+    out = tmp_path / "piqe.jsonl"
+    res = runner.invoke(
+        app,
+        [
+            "score",
+            str(tmp_path / "x.png"),
+            "--scorer",
+            "piqe",
+            "--segmenter",
+            "none",
+            "--aggregation",
+            "global",
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    record = json.loads(out.read_text())
+    assert record["config"]["scorer"] == "piqe" and record["config"]["model"] is None
+    assert 0 <= record["score"] <= 100
