@@ -150,3 +150,28 @@ def test_unreadable_part_file_is_named(tmp_path: Path):
     (tmp_path / "part-x-00000.parquet").write_bytes(b"garbage")
     with pytest.raises(RayRunnerError, match="part-x-00000.parquet"):
         done_paths(tmp_path)
+
+
+def test_cli_engine_ray(ray_cluster, module_chat_server, image_folder, tmp_path):
+    from typer.testing import CliRunner
+
+    from dogiqa.cli import app
+
+    if "base_url" not in build_pipeline.__code__.co_varnames:
+        pytest.skip("dogiqa score has no --engine/--base-url options yet")
+    out = tmp_path / "out"
+    args = ["score", str(image_folder), "--engine", "ray", "--num-workers", "1", "--output", str(out), "--jsonl"]
+    args += ["--backend", "openai", "--base-url", module_chat_server.url, "--model", "tiny-vlm", "--quiet"]
+    args += ["--preset", "global", "--segmenter", "felzenszwalb", "--aggregation", "paper"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1, res.output  # broken.jpg
+    assert "6 scored, 1 failed" in res.output
+    got = read_results(out)
+    kwargs = server_kwargs(module_chat_server.url)
+    kwargs["backend_options"] = {"base_url": module_chat_server.url}
+    kwargs["chunk_size"] = None
+    want = local_results(kwargs, list_sources(image_folder))
+    assert [comparable(r) for r in got] == [comparable(r) for r in want]
+    assert len((out / "results.jsonl").read_text().splitlines()) == 7
+    res = CliRunner().invoke(app, ["score", str(image_folder), "--engine", "ray", "-o", "x.jsonl", "--quiet"])
+    assert res.exit_code == 2 and "directory" in res.output
