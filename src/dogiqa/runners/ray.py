@@ -367,7 +367,13 @@ def _stream(
             for record in batch["record"]:
                 yield ImageResult.from_dict(json.loads(str(record)))
     except Exception as exc:  # noqa: BLE001 - e.g. an actor could not load the model
-        raise RayRunnerError(f"the Ray run failed (can every worker build the pipeline?): {exc}") from exc
+        raise RayRunnerError(f"the Ray run failed (can every worker build the pipeline?): {_root(exc)}") from exc
+
+
+def _root(exc: BaseException) -> str:
+    """The last line of a (remote) traceback: the error that started it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _resources(cpus: float, gpus: float) -> dict[str, float]:
