@@ -73,9 +73,7 @@ class ChatServer(ThreadingHTTPServer):
         self.delay = 0.0
         self.slow_s = 1.0
         self.retry_after = "0.2"
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -204,7 +202,5 @@ def _completion(item: int, body: dict[str, Any], with_logprobs: bool) -> dict[st
     if with_logprobs and body.get("logprobs"):
         n = int(body.get("top_logprobs") or 0)
         entry = lambda t, v: {"token": t, "logprob": v, "bytes": list(t.encode())}  # noqa: E731
-        choice["logprobs"] = {
-            "content": [{**entry(token, lp), "top_logprobs": [entry(t, v) for t, v in dist[:n]]}]
-        }
+        choice["logprobs"] = {"content": [{**entry(token, lp), "top_logprobs": [entry(t, v) for t, v in dist[:n]]}]}
     return {"id": f"cmpl-{item}", "object": "chat.completion", "model": body["model"], "choices": [choice]}

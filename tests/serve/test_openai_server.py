@@ -210,9 +210,7 @@ def test_concurrency_is_bounded(chat_server, concurrency):
     images = [item_image(i) for i in range(16)]
     results: list = []
     # two threads share the backend: the bound holds across run() calls
-    threads = [
-        threading.Thread(target=lambda: results.append(be.run(images, PROMPT, LEVELS))) for _ in range(2)
-    ]
+    threads = [threading.Thread(target=lambda: results.append(be.run(images, PROMPT, LEVELS))) for _ in range(2)]
     start = time.perf_counter()
     for t in threads:
         t.start()

@@ -112,9 +112,7 @@ def _entry_text(entry: dict[str, Any]) -> str:
     return str(entry.get("token", ""))
 
 
-def map_logprobs(
-    top: Sequence[dict[str, Any]], candidates: Sequence[str]
-) -> tuple[dict[str, float | None], list[str]]:
+def map_logprobs(top: Sequence[dict[str, Any]], candidates: Sequence[str]) -> tuple[dict[str, float | None], list[str]]:
     """Candidate -> logsumexp of the log-probs of its token variants in ``top`` (None when absent)."""
     by_norm: dict[str, list[str]] = {}
     for cand in candidates:
@@ -249,9 +247,7 @@ class OpenAIServerBackend:
                 key = os.environ.get(self.api_key_env)
                 if key:
                     headers["Authorization"] = f"Bearer {key}"
-                limits = httpx.Limits(
-                    max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-                )
+                limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
                 self._client = httpx.Client(headers=headers, timeout=self.timeout, limits=limits)
             return self._client
 
@@ -276,7 +272,7 @@ class OpenAIServerBackend:
             return []
         workers = min(self.concurrency, len(images))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dogiqa-openai") as pool:
-            futures = [pool.submit(self._one, img, prompt, list(candidates), want_text) for img in images]
+            futures = [pool.submit(self._guarded, img, prompt, list(candidates), want_text) for img in images]
             try:
                 return [f.result() for f in futures]
             except BackendError:
@@ -293,6 +289,15 @@ class OpenAIServerBackend:
             body.update(logprobs=True, top_logprobs=self.top_logprobs)
         body.update(extra)
         return body
+
+    def _guarded(self, image: Image.Image, prompt: Prompt, candidates: list[str], want_text: bool) -> RawOutput:
+        """One item; anything unexpected becomes this item's error (BackendError still stops the run)."""
+        try:
+            return self._one(image, prompt, candidates, want_text)
+        except BackendError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad item never kills the batch
+            return RawOutput(error=f"{self.base_url}: request failed: {type(exc).__name__}: {exc}")
 
     def _one(self, image: Image.Image, prompt: Prompt, candidates: list[str], want_text: bool) -> RawOutput:
         try:
@@ -330,13 +335,11 @@ class OpenAIServerBackend:
                 resp = self._http().post(url, json=body)
         except httpx.TimeoutException as exc:
             raise _Retry(f"timeout after {self.timeout} s ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # connection refused/reset/dropped, bad encoding, redirects
             raise _Retry(f"connection error: {type(exc).__name__}: {exc}") from exc
         status = resp.status_code
         if status in RETRY_STATUS or status >= 500:
-            raise _Retry(
-                f"HTTP {status}: {_error_message(resp)}", parse_retry_after(resp.headers.get("retry-after"))
-            )
+            raise _Retry(f"HTTP {status}: {_error_message(resp)}", parse_retry_after(resp.headers.get("retry-after")))
         if status in FATAL_STATUS:
             raise BackendError(
                 f"{url} answered HTTP {status} for model {self.model!r}: {_error_message(resp)} "
