@@ -36,6 +36,7 @@ SEGMENTERS = Registry(
         "felzenszwalb": "dogiqa.segmenters.classical:FelzenszwalbSegmenter",
         "slic": "dogiqa.segmenters.classical:SlicSegmenter",
         "sam2": "dogiqa.segmenters.sam2:Sam2Segmenter",
+        "auto": "dogiqa.segmenters:auto_segmenter",
     },
 )
 

@@ -43,6 +43,7 @@ class ImageResult:
     n_masks: int = 0
     global_raw: str | None = None
     global_probs: list[float] | None = None
+    global_error: str | None = None
     uncertainty: float | None = None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)

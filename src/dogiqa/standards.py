@@ -18,8 +18,7 @@ _HEAD = (
 )
 _HIGHER = "The higher the image quality, the higher the score should be."
 _WORD_QUERY = (
-    "Please evaluate the quality of the image and score in quality. Only tell me the number. "
-    "Do not analysis the image."
+    "Please evaluate the quality of the image and score in quality. Only tell me the number. Do not analysis the image."
 )
 
 WORD_LEVELS: dict[int, list[str]] = {

@@ -1,0 +1,282 @@
+"""The Python API: ``DogIQA`` scores images (global + mix-grained regions) with any Scorer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from dogiqa.aggregate import Aggregation, aggregate, get_aggregation
+from dogiqa.io import DEFAULT_MAX_PIXELS, ImageLoadError, content_hash, load_image
+from dogiqa.presets import DEFAULT_MODEL, get_preset
+from dogiqa.regions import DEFAULT_MIN_AREA, Region, crop_region, regions_from_masks
+from dogiqa.registry import SCORERS, SEGMENTERS
+from dogiqa.results import ImageResult, RegionRecord
+from dogiqa.scorers.base import Crop, CropScore, Scorer
+from dogiqa.segmenters.base import Segmenter
+
+Source = str | Path | Image.Image
+
+
+@dataclass
+class _Job:
+    """One image on its way through the pipeline."""
+
+    result: ImageResult
+    image: Image.Image | None = None
+    regions: list[Region] = field(default_factory=list)
+    crops: list[Crop] = field(default_factory=list)
+    masks: list = field(default_factory=list)
+
+
+class DogIQA:
+    """Dog-IQA pipeline: segment -> regions -> score crops -> aggregate.
+
+    >>> iqa = DogIQA(model="path/to/local/vlm", segmenter="felzenszwalb", readout="expected")  # doctest: +SKIP
+    >>> iqa.score("photo.jpg").score  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        scorer: Scorer | str = "mllm",
+        segmenter: Segmenter | str = "none",
+        aggregation: str | Aggregation = "paper",
+        standard: str = "word",
+        levels: int | None = 7,
+        readout: str = "expected",
+        backend: str = "auto",
+        device: str | None = None,
+        dtype: str | None = None,
+        batch_size: int | None = None,
+        min_area: int = DEFAULT_MIN_AREA,
+        crop_mode: str = "bbox",
+        paper_whitespace: bool = False,
+        invalid_as_one: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        chunk_size: int = 8,
+        cache: Any = None,
+        keep_masks: bool = False,
+        segmenter_options: dict[str, Any] | None = None,
+        backend_options: dict[str, Any] | None = None,
+        scorer_options: dict[str, Any] | None = None,
+        aggregation_options: dict[str, Any] | None = None,
+    ):
+        self.aggregation = get_aggregation(aggregation).with_weights(**(aggregation_options or {}))
+        self.min_area, self.crop_mode, self.max_pixels = min_area, crop_mode, max_pixels
+        self.chunk_size, self.keep_masks = max(1, chunk_size), keep_masks
+        self.segmenter = (
+            SEGMENTERS.build(segmenter, **(segmenter_options or {})) if isinstance(segmenter, str) else segmenter
+        )
+        if isinstance(scorer, str):
+            scorer = self._build_scorer(
+                scorer,
+                model,
+                backend,
+                standard,
+                levels,
+                readout,
+                paper_whitespace,
+                invalid_as_one,
+                cache,
+                dict(device=device, dtype=dtype, batch_size=batch_size, **(backend_options or {})),
+                scorer_options or {},
+            )
+        self.scorer = scorer
+        self.levels = int(getattr(scorer, "levels", levels or 7))
+        self.config = {
+            "scorer": getattr(scorer, "name", type(scorer).__name__),
+            "model": getattr(getattr(scorer, "backend", None), "model_id", None),
+            "standard": getattr(getattr(scorer, "standard", None), "name", None),
+            "levels": self.levels,
+            "readout": getattr(getattr(scorer, "readout", None), "name", None),
+            "segmenter": getattr(self.segmenter, "name", type(self.segmenter).__name__),
+            "aggregation": self.aggregation.name,
+            "min_area": min_area,
+            "crop_mode": crop_mode,
+        }
+
+    @staticmethod
+    def _build_scorer(
+        name,
+        model,
+        backend,
+        standard,
+        levels,
+        readout,
+        paper_whitespace,
+        invalid_as_one,
+        cache,
+        backend_kwargs,
+        scorer_options,
+    ) -> Scorer:
+        if name != "mllm":
+            return SCORERS.build(name, **scorer_options)
+        from dogiqa.backends import load_backend
+        from dogiqa.scorers.mllm import MLLMScorer
+
+        engine = load_backend(model or DEFAULT_MODEL, backend, **backend_kwargs)
+        return MLLMScorer(
+            engine,
+            standard=standard,
+            readout=readout,
+            levels=levels,
+            paper_whitespace=paper_whitespace,
+            invalid_as_one=invalid_as_one,
+            cache=cache,
+        )
+
+    @classmethod
+    def from_preset(cls, name: str = "recommended", **overrides: Any) -> DogIQA:
+        """A pipeline from a named preset (``dogiqa.presets.PRESETS``); keyword arguments override it."""
+        config = get_preset(name)
+        seg_opts = config.pop("segmenter_options", {})
+        if overrides.get("segmenter") not in (None, config.get("segmenter")):
+            seg_opts = {}  # the preset's options belong to the preset's segmenter
+        seg_opts.update(overrides.pop("segmenter_options", None) or {})
+        config.update({k: v for k, v in overrides.items() if v is not None})
+        config["segmenter_options"] = seg_opts
+        return cls(**config)
+
+    # -- one image ---------------------------------------------------------------------------------------
+    def score(self, source: Source) -> ImageResult:
+        """Score one image (path or PIL image). Errors are recorded in the result, never raised."""
+        return next(self.score_many([source]))
+
+    # -- many images -------------------------------------------------------------------------------------
+    def score_many(self, sources: Iterable[Source]) -> Iterator[ImageResult]:
+        """Stream results in input order; crops of ``chunk_size`` images go to the scorer together."""
+        chunk: list[Source] = []
+        for source in sources:
+            chunk.append(source)
+            if len(chunk) >= self.chunk_size:
+                yield from self._score_chunk(chunk)
+                chunk = []
+        if chunk:
+            yield from self._score_chunk(chunk)
+
+    def _score_chunk(self, sources: list[Source]) -> list[ImageResult]:
+        jobs = [self._prepare(s) for s in sources]
+        live = [j for j in jobs if j.result.error is None]
+        start = time.perf_counter()
+        try:
+            scores = self.scorer.score_crops([c for j in live for c in j.crops])
+        except Exception:  # noqa: BLE001 - isolate the failing image, keep the others
+            scores = None
+        elapsed = time.perf_counter() - start
+        offset = 0
+        for job in live:
+            n = len(job.crops)
+            if scores is not None:
+                job_scores = scores[offset : offset + n]
+            else:
+                job_scores = self._score_alone(job)
+            offset += n
+            if job_scores is not None:
+                job.result.timings["score_s"] = elapsed / max(1, len(live))
+                self._finish(job, job_scores)
+        return [j.result for j in jobs]
+
+    def _score_alone(self, job: _Job) -> list[CropScore] | None:
+        try:
+            return self.scorer.score_crops(job.crops)
+        except Exception as exc:  # noqa: BLE001
+            job.result.error = f"{job.result.path}: scoring failed: {type(exc).__name__}: {exc}"
+            return None
+
+    def _prepare(self, source: Source) -> _Job:
+        path = str(source) if not isinstance(source, Image.Image) else getattr(source, "filename", "") or "<image>"
+        job = _Job(ImageResult(path=path, config=self.config))
+        t0 = time.perf_counter()
+        try:
+            image = load_image(source, self.max_pixels)
+        except ImageLoadError as exc:
+            job.result.error = str(exc)
+            return job
+        t1 = time.perf_counter()
+        job.image, (job.result.width, job.result.height) = image, image.size
+        key = content_hash(image)
+        if self.aggregation.uses_global:
+            job.crops.append(Crop(image, key=f"{key}:global", call="global"))
+        if self.aggregation.uses_local:
+            try:
+                masks = self.segmenter.segment(image)
+            except Exception as exc:  # noqa: BLE001
+                job.result.error = f"{path}: segmentation failed: {type(exc).__name__}: {exc}"
+                return job
+            job.result.n_masks = len(masks)
+            job.regions = regions_from_masks(masks, image.height, image.width, self.min_area)
+            if self.keep_masks:
+                job.masks = [r.mask for r in job.regions]
+            for region in job.regions:
+                crop = crop_region(image, region, self.crop_mode)  # type: ignore[arg-type]
+                job.crops.append(Crop(crop, key=f"{key}:{region.box}:{self.crop_mode}", call="local"))
+        job.result.timings.update(load_s=t1 - t0, segment_s=time.perf_counter() - t1)
+        return job
+
+    def _finish(self, job: _Job, scores: list[CropScore]) -> None:
+        result = job.result
+        if self.aggregation.uses_global:
+            g, scores = scores[0], scores[1:]
+            result.global_score, result.global_raw, result.global_probs = g.score, g.raw, g.probs
+            global_var = g.variance
+            result.global_error = g.error
+            result.invalid += int(not g.valid or bool(g.extra.get("invalid")))
+        else:
+            global_var = None
+        for i, (region, s) in enumerate(zip(job.regions, scores, strict=True)):
+            result.regions.append(
+                RegionRecord(
+                    index=i,
+                    kind=region.kind,
+                    box=region.box,
+                    weight=region.weight,
+                    pixels=region.pixels,
+                    score=s.score,
+                    raw=s.raw,
+                    probs=s.probs,
+                    entropy=s.entropy,
+                    variance=s.variance,
+                    error=s.error,
+                )
+            )
+            result.invalid += int(not s.valid or bool(s.extra.get("invalid")))
+        finalize(
+            result,
+            self.aggregation,
+            self.levels,
+            global_var,
+            count_sign=1.0 if getattr(self.scorer, "higher_is_better", True) else -1.0,
+        )
+        if result.score is None and result.error is None:
+            result.error = (
+                f"{result.path}: no final score: the answers the preset needs were invalid ({result.invalid} invalid)"
+            )
+
+
+def finalize(
+    result: ImageResult,
+    aggregation: str | Aggregation,
+    levels: int,
+    global_variance: float | None = None,
+    count_sign: float = 1.0,
+) -> ImageResult:
+    """(Re)compute the final score of a result from its global and region scores (no model needed)."""
+    regions = result.regions
+    agg = aggregate(
+        result.global_score,
+        [r.score for r in regions],
+        [r.weight for r in regions],
+        aggregation,
+        levels,
+        global_variance,
+        [r.variance for r in regions],
+        count_sign,
+    )
+    result.score, result.local_score, result.uncertainty = agg.score, agg.local_score, agg.std
+    return result

@@ -1,0 +1,222 @@
+"""The ``dogiqa`` command line: a thin layer over the Python API.
+
+Exit codes: 0 every image scored; 1 at least one image failed (its error record says why); 2 bad usage or a
+model/segmenter that cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from dogiqa.presets import PRESETS
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Training-free image quality assessment with multimodal LLMs (Dog-IQA and beyond).",
+)
+console = Console(stderr=True)
+
+PRESET_HELP = "Pipeline preset: " + "; ".join(f"{k}: {v['description']}" for k, v in PRESETS.items())
+
+
+def _opts(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def build_pipeline(
+    preset: str,
+    model: str | None = None,
+    backend: str | None = None,
+    segmenter: str | None = None,
+    standard: str | None = None,
+    levels: int | None = None,
+    readout: str | None = None,
+    aggregation: str | None = None,
+    c_max: float | None = None,
+    min_area: int | None = None,
+    crop_mode: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    batch_size: int | None = None,
+    chunk_size: int | None = None,
+    max_pixels: int | None = None,
+    trust_remote_code: bool = False,
+    paper_compat: bool | None = None,
+    sam2_model: str | None = None,
+    small_regions: str | None = None,
+    scorer: str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    cache: Any = None,
+):
+    """The DogIQA pipeline the CLI options describe (shared by score, eval and show)."""
+    from dogiqa.api import DogIQA
+
+    seg_opts = _opts(model=sam2_model, small_regions=small_regions)
+    b_opts = dict(backend_options or {})
+    if trust_remote_code:
+        b_opts["trust_remote_code"] = True
+    return DogIQA.from_preset(
+        preset,
+        **_opts(
+            model=model,
+            backend=backend,
+            segmenter=segmenter,
+            standard=standard,
+            levels=levels,
+            readout=readout,
+            aggregation=aggregation,
+            min_area=min_area,
+            crop_mode=crop_mode,
+            device=device,
+            dtype=dtype,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            max_pixels=max_pixels,
+            invalid_as_one=paper_compat,
+            scorer=scorer,
+            cache=cache,
+        ),
+        segmenter_options=seg_opts or None,
+        backend_options=b_opts or None,
+        aggregation_options=_opts(c_max=c_max) or None,
+    )
+
+
+def load_or_exit(**kwargs: Any):
+    try:
+        return build_pipeline(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - any load failure is a clean exit 2 with the reason
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def progress_bar(disable: bool = False) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disable,
+    )
+
+
+@app.command()
+def score(
+    paths: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    preset: str = typer.Option("recommended", "--preset", "-p", help=PRESET_HELP),
+    model: str = typer.Option(None, "--model", "-m", help="Hub id or local folder of the VLM."),
+    backend: str = typer.Option(None, help="auto | transformers | mplug_owl3 | openai."),
+    segmenter: str = typer.Option(None, help="auto | sam2 | felzenszwalb | slic | none."),
+    standard: str = typer.Option(None, help="word | number | sentence | path to a .json/.yaml standard."),
+    levels: int = typer.Option(None, help="Number of levels K of the standard (word: 3, 5, 7, 9)."),
+    readout: str = typer.Option(None, help="int | expected | qalign | qbench."),
+    aggregation: str = typer.Option(None, help="paper | code | global | local | mean."),
+    c_max: float = typer.Option(None, help="c_max of the paper aggregation (default 71, SPAQ)."),
+    min_area: int = typer.Option(None, help="Minimum region area in pixels (default 1000)."),
+    crop_mode: str = typer.Option(None, help="bbox (the paper) | mask (black outside the mask; ablation)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write records to FILE.jsonl or FILE.csv."),
+    device: str = typer.Option(None, help="cpu | cuda | cuda:1 | mps ..."),
+    dtype: str = typer.Option(None, help="auto | float32 | float16 | bfloat16."),
+    batch_size: int = typer.Option(None, help="Crops per model forward pass."),
+    chunk_size: int = typer.Option(None, help="Images whose crops are batched together (default 8)."),
+    max_pixels: int = typer.Option(None, help="Refuse images with more pixels (decompression bombs)."),
+    trust_remote_code: bool = typer.Option(False, help="Allow a model's own Python code from the hub."),
+    paper_compat: bool = typer.Option(
+        None, "--paper-compat/--no-paper-compat", help="Invalid answers score 1, like the authors' code."
+    ),
+    sam2_model: str = typer.Option(None, help="SAM2 hub id or local folder."),
+    small_regions: str = typer.Option(None, help="SAM2 small-region step: skip (CPU, default) | fill."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+) -> None:
+    """Score images; one record per image (global score, regions, final score)."""
+    from dogiqa.io import expand_paths
+    from dogiqa.runners.local import run_local
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    sources = list(expand_paths(paths))
+    iqa = load_or_exit(
+        preset=preset,
+        model=model,
+        backend=backend,
+        segmenter=segmenter,
+        standard=standard,
+        levels=levels,
+        readout=readout,
+        aggregation=aggregation,
+        c_max=c_max,
+        min_area=min_area,
+        crop_mode=crop_mode,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        max_pixels=max_pixels,
+        trust_remote_code=trust_remote_code,
+        paper_compat=paper_compat,
+        sam2_model=sam2_model,
+        small_regions=small_regions,
+    )
+    table = Table("image", "score", "global", "regions", "invalid", "error")
+    with progress_bar(disable=quiet) as bar:
+        task = bar.add_task("scoring", total=len(sources))
+
+        def on_result(r):
+            bar.advance(task)
+            table.add_row(
+                Path(r.path).name,
+                _fmt(r.score),
+                _fmt(r.global_score),
+                str(len(r.regions)),
+                str(r.invalid),
+                (r.error or "")[:80],
+            )
+
+        summary = run_local(iqa, sources, output, on_result=on_result)
+    if not quiet:
+        console.print(table)
+    console.print(
+        f"{summary.scored} scored, {summary.failed} failed, {summary.invalid_answers} invalid answers, "
+        f"{summary.seconds:.1f} s" + (f" -> {output}" if output else "")
+    )
+    for _, err in summary.failures:
+        console.print(f"[red]failed[/red] {err}")
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+@app.command("presets")
+def presets_command() -> None:
+    """List the pipeline presets."""
+    table = Table("preset", "model", "readout", "segmenter", "aggregation", "description")
+    for name, p in PRESETS.items():
+        table.add_row(
+            name,
+            p.get("model", "-"),
+            p.get("readout", "-"),
+            p.get("segmenter", "-"),
+            p.get("aggregation", "-"),
+            p["description"],
+        )
+    Console().print(table)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,96 @@
+"""The MLLM scorer: a Backend + a Standard + a Readout, with an optional cache of raw outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Protocol
+
+from dogiqa.backends.base import Backend, BackendError, Prompt, RawOutput
+from dogiqa.readout import Readout, get_readout
+from dogiqa.scorers.base import Crop, CropScore
+from dogiqa.standards import Standard, get_standard
+
+
+class RawStore(Protocol):
+    """Where raw model outputs are kept between runs (``dogiqa.cache.RawCache``)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, RawOutput]: ...
+
+    def put_many(self, items: dict[str, RawOutput]) -> None: ...
+
+
+class MLLMScorer:
+    """Scores crops by asking a multimodal LLM with a quality standard; one backend call per prompt group."""
+
+    name = "mllm"
+
+    def __init__(
+        self,
+        backend: Backend,
+        standard: Standard | str = "word",
+        readout: Readout | str = "expected",
+        levels: int | None = None,
+        paper_whitespace: bool = False,
+        invalid_as_one: bool = False,
+        cache: RawStore | None = None,
+    ):
+        self.backend = backend
+        self.standard = get_standard(standard, levels) if isinstance(standard, str) else standard
+        self.readout = get_readout(readout) if isinstance(readout, str) else readout
+        self.paper_whitespace = paper_whitespace
+        self.invalid_as_one = invalid_as_one
+        self.cache = cache
+        self.higher_is_better = True
+        self.score_range = self.readout.score_range(self.standard)
+        self.candidates, self._spaced = self._pick_candidates()
+
+    @property
+    def levels(self) -> int:
+        return self.readout.levels(self.standard)
+
+    def _pick_candidates(self) -> tuple[list[str], bool]:
+        errors = []
+        for i, variant in enumerate(self.readout.candidate_variants(self.standard)):
+            try:
+                self.backend.check_candidates(variant)
+                return list(variant), i == 0
+            except BackendError as exc:
+                errors.append(str(exc))
+        raise BackendError(f"readout {self.readout.name!r} cannot run on this model: {'; '.join(errors)}")
+
+    def prompt_for(self, call: str) -> Prompt:
+        return self.readout.prompt(self.standard, call, self.paper_whitespace, spaced=self._spaced)  # type: ignore[arg-type]
+
+    def cache_key(self, prompt: Prompt, crop: Crop) -> str | None:
+        if not crop.key:
+            return None
+        payload = json.dumps([self.backend.model_id, prompt.text, self.candidates, crop.key])
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def raw_outputs(self, crops: Sequence[Crop]) -> list[RawOutput]:
+        """What the model said for every crop: cached answers reused, the rest asked in one call per prompt."""
+        out: list[RawOutput | None] = [None] * len(crops)
+        for call in sorted({c.call for c in crops}):
+            idx = [i for i, c in enumerate(crops) if c.call == call]
+            prompt = self.prompt_for(call)
+            keys = [self.cache_key(prompt, crops[i]) for i in idx]
+            known = self.cache.get_many([k for k in keys if k]) if self.cache else {}
+            todo = [(i, k) for i, k in zip(idx, keys, strict=True) if not (k and k in known)]
+            for i, k in zip(idx, keys, strict=True):
+                if k and k in known:
+                    out[i] = known[k]
+            if todo:
+                fresh = self.backend.run([crops[i].image for i, _ in todo], prompt, self.candidates, want_text=True)
+                for (i, _), raw in zip(todo, fresh, strict=True):
+                    out[i] = raw
+                if self.cache:
+                    self.cache.put_many({k: r for (_, k), r in zip(todo, fresh, strict=True) if k and r.error is None})
+        return [o if o is not None else RawOutput(error="no output") for o in out]
+
+    def read(self, raw: RawOutput) -> CropScore:
+        return self.readout.read(raw, self.standard, self.candidates, self.invalid_as_one)
+
+    def score_crops(self, crops: Sequence[Crop]) -> list[CropScore]:
+        return [self.read(raw) for raw in self.raw_outputs(crops)]
