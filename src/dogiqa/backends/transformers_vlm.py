@@ -12,7 +12,8 @@ import inspect
 import os
 import socket
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,16 @@ _DTYPES = {
     "fp16": "float16",
     "half": "float16",
 }
+
+
+@dataclass
+class _Call:
+    """What is constant over one ``run``: the rendered prompt, candidate token ids, prefix token ids."""
+
+    text: str
+    cand_ids: dict[str, int]
+    want_text: bool
+    prefix: list[int] | None
 
 
 @dataclass
@@ -265,10 +276,14 @@ class TransformersVLM:
         want_text: bool = True,
     ) -> list[RawOutput]:
         """One forward pass per item (batched); one RawOutput per image, in input order."""
-        cand_ids = {c: self._token_id(c) for c in candidates}
         text = self.render(prompt)
+        call = _Call(
+            text=text,
+            cand_ids={c: self._token_id(c) for c in candidates},
+            want_text=want_text,
+            prefix=self._prefix_ids(prompt) if self.prefix_cache else None,
+        )
         text_tokens = len(self.tokenizer.encode(text, add_special_tokens=False))
-        prefix = self._prefix_ids(prompt) if self.prefix_cache else None
         results: list[RawOutput | None] = [None] * len(images)
         items = []
         for i, image in enumerate(images):
@@ -276,10 +291,28 @@ class TransformersVLM:
                 items.append(_Item(i, image, self._estimate_tokens(text_tokens, image)))
             except Exception as exc:
                 results[i] = RawOutput(error=f"cannot size image {i}: {type(exc).__name__}: {exc}")
-        for batch in self._batches(items):
-            for item, out in zip(batch, self._run_batch(batch, text, cand_ids, want_text, prefix), strict=True):
+        for batch, outs in self._pipelined(self._batches(items), call):
+            for item, out in zip(batch, outs, strict=True):
                 results[item.index] = out
         return [r if r is not None else RawOutput(error="not scored") for r in results]
+
+    def _pipelined(self, batches: list[list[_Item]], call: _Call) -> Iterator[tuple[list[_Item], list[RawOutput]]]:
+        """Run the batches in order while a worker thread prepares (processor) the next one."""
+        if not batches:
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._encode_or_error, call.text, batches[0])
+            for k, batch in enumerate(batches):
+                inputs = pending.result()
+                if k + 1 < len(batches):
+                    pending = pool.submit(self._encode_or_error, call.text, batches[k + 1])
+                yield batch, self._run_batch(batch, call, inputs)
+
+    def _encode_or_error(self, text: str, batch: list[_Item]) -> dict | Exception:
+        try:
+            return self._encode(text, [it.image for it in batch])
+        except Exception as exc:  # handled by _run_batch (item-by-item retry)
+            return exc
 
     def _batches(self, items: list[_Item]) -> list[list[_Item]]:
         """Sort by size; cut batches at ``batch_size`` items or ``max_batch_tokens`` padded tokens."""
@@ -294,34 +327,24 @@ class TransformersVLM:
                 batches.append([item])
         return batches
 
-    def _run_batch(
-        self,
-        batch: list[_Item],
-        text: str,
-        cand_ids: dict[str, int],
-        want_text: bool,
-        prefix: list[int] | None = None,
-    ) -> list[RawOutput]:
+    def _run_batch(self, batch: list[_Item], call: _Call, inputs: dict | Exception | None = None) -> list[RawOutput]:
         """Score a batch in one forward; on any failure, retry its items one by one."""
         try:
-            return self._forward(batch, text, cand_ids, want_text, prefix)
+            if isinstance(inputs, Exception):
+                raise inputs
+            return self._forward(batch, call, inputs)
         except Exception as exc:
             if len(batch) == 1:
                 return [RawOutput(error=f"{type(exc).__name__}: {exc}")]
-        return [self._run_batch([item], text, cand_ids, want_text, prefix)[0] for item in batch]
+        return [self._run_batch([item], call)[0] for item in batch]
 
-    def _forward(
-        self,
-        batch: list[_Item],
-        text: str,
-        cand_ids: dict[str, int],
-        want_text: bool,
-        prefix: list[int] | None = None,
-    ) -> list[RawOutput]:
+    def _forward(self, batch: list[_Item], call: _Call, inputs: dict | None = None) -> list[RawOutput]:
         import torch
 
-        inputs = self._encode(text, [it.image for it in batch])
+        if inputs is None:
+            inputs = self._encode(call.text, [it.image for it in batch])
         self.calls += 1
+        prefix, cand_ids, want_text = call.prefix, call.cand_ids, call.want_text
         logits = None
         if prefix and self.prefix_cache:
             try:
