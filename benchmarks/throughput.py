@@ -6,6 +6,7 @@ Dog-IQA's ~7 regions). Prints a table; asserts nothing.
     python benchmarks/throughput.py                       # tiny random Qwen2-VL built on the fly (CPU)
     python benchmarks/throughput.py --model DIR --device cuda --dtype bfloat16 --images 64
     python benchmarks/throughput.py --pipeline            # also the full DogIQA pipeline (felzenszwalb)
+    python benchmarks/throughput.py --random-7b --device cuda --side 1024 --crops 0   # GPU, global only
 """
 
 from __future__ import annotations
@@ -92,10 +93,11 @@ def timed_rounds(backend: TransformersVLM, images: list, repeat: int) -> dict[st
     return best
 
 
-def run_pipeline(model: str, args: argparse.Namespace, images: list[list[Image.Image]]) -> list[tuple]:
+def run_pipeline(backend: TransformersVLM, args: argparse.Namespace, images: list[list[Image.Image]]) -> list[tuple]:
     """The full mix-grained pipeline through dogiqa.api.DogIQA (felzenszwalb regions), if available."""
     try:
         from dogiqa.api import DogIQA
+        from dogiqa.scorers.mllm import MLLMScorer
     except ImportError as exc:
         print(f"(pipeline skipped: {exc})")
         return []
@@ -105,21 +107,40 @@ def run_pipeline(model: str, args: argparse.Namespace, images: list[list[Image.I
         for i, views in enumerate(images):
             paths.append(Path(tmp) / f"img{i}.png")
             views[0].save(paths[-1])
-        for label, readout, bs in [
-            ("pipeline int, batch 1", "int", 1),
-            ("pipeline expected, batched", "expected", args.batch_size),
-        ]:
-            iqa = DogIQA(model=model, segmenter="felzenszwalb", readout=readout, device=args.device,
-                         dtype=args.dtype, batch_size=bs, chunk_size=8)  # fmt: skip
-            backend = iqa.scorer.backend
+        for label, readout, bs in [("int, batch 1", "int", 1), ("expected, batched", "expected", args.batch_size)]:
+            backend.batch_size = bs
+            scorer = MLLMScorer(backend, standard="word", readout=readout, levels=7)
+            iqa = DogIQA(scorer=scorer, segmenter=args.segmenter, readout=readout, chunk_size=8)
             list(iqa.score_many(paths[:1]))
             backend.calls = 0
             start = time.perf_counter()
             results = list(iqa.score_many(paths))
             sec = time.perf_counter() - start
             regions = statistics.mean(len(r.regions) for r in results)
-            rows.append((f"{label} ({regions:.1f} regions/img)", len(paths) / sec, backend.calls / len(paths), None))
+            seg = statistics.mean(r.timings.get("segment_s", 0.0) for r in results)
+            name = f"pipeline {label} ({regions:.1f} regions/img, segment {seg:.3f} s/img)"
+            rows.append((name, len(paths) / sec, backend.calls / len(paths), None))
+    backend.batch_size = args.batch_size
     return rows
+
+
+def build_backend(args: argparse.Namespace, tmp: str) -> TransformersVLM:
+    """The backend under test: --model, a random Qwen2.5-VL-7B-sized model, or a tiny random model."""
+    opts = dict(batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens)
+    if args.model:
+        return TransformersVLM(args.model, device=args.device, dtype=args.dtype, **opts)
+    from dogiqa import testing
+
+    if args.random_7b:
+        from dogiqa.testing.tiny import random_qwen25vl_7b
+
+        dtype = "bfloat16" if args.dtype == "auto" else args.dtype
+        model, proc = random_qwen25vl_7b(Path(tmp) / "q7b", args.device, dtype, max_pixels=args.max_pixels)
+        return TransformersVLM.from_objects(model, proc, "random Qwen2.5-VL-7B-size", **opts)
+    build = {"qwen2vl": testing.build_tiny_qwen2vl, "qwen25vl": testing.build_tiny_qwen25vl,
+             "idefics3": testing.build_tiny_idefics3}[args.tiny]  # fmt: skip
+    folder = build(Path(tmp) / args.tiny, digit_scale=30.0)
+    return TransformersVLM(str(folder), device=args.device, dtype=args.dtype, **opts)
 
 
 def main() -> None:
@@ -136,21 +157,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--repeat", type=int, default=3, help="timed rounds (best of), after one warm-up")
     ap.add_argument("--pipeline", action="store_true", help="also time the full DogIQA pipeline")
+    ap.add_argument("--segmenter", default="felzenszwalb", help="segmenter of the --pipeline rows")
+    ap.add_argument("--random-7b", action="store_true", help="random Qwen2.5-VL-7B-sized model (GPU)")
+    ap.add_argument("--max-pixels", type=int, default=1003520, help="image processor cap (--random-7b)")
     args = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
     tmp = tempfile.TemporaryDirectory()
-    model = args.model
-    if model is None:
-        from dogiqa import testing
-
-        build = {"qwen2vl": testing.build_tiny_qwen2vl, "qwen25vl": testing.build_tiny_qwen25vl,
-                 "idefics3": testing.build_tiny_idefics3}[args.tiny]  # fmt: skip
-        model = str(build(Path(tmp.name) / args.tiny, digit_scale=30.0))
-    backend = TransformersVLM(model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                              max_batch_tokens=args.max_batch_tokens)  # fmt: skip
+    backend = build_backend(args, tmp.name)
     images = make_images(args.images, args.side, args.crops)
     n = len(images)
     best = timed_rounds(backend, images, args.repeat)
@@ -164,7 +180,7 @@ def main() -> None:
         ("batched one-pass + shared-prefix KV cache", n / t_pref, c_pref, padding_waste(o_pref)),
     ]
     if args.pipeline:
-        rows += run_pipeline(model, args, images)
+        rows += run_pipeline(backend, args, images)
     print(f"model {backend.model_id} on {args.device} ({backend.dtype}), {torch.get_num_threads()} thread(s)")
     print(f"{n} images x (1 global + {args.crops} crops), long side {args.side} px, batch {args.batch_size}")
     print(f"{'path':58s} {'images/s':>9s} {'calls/img':>9s} {'pad %':>6s}")

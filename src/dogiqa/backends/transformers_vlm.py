@@ -105,11 +105,7 @@ class TransformersVLM:
         self.trust_remote_code = trust_remote_code
         self.device = self._pick_device(device)
         self._load(dtype)
-        self._candidate_ids: dict[str, int] = {}
-        self.calls = 0  # forward/generate calls made, for benchmarks
-        self.prefix_cache = prefix_cache
-        self._prefix_checked = False  # the cached path is compared once with a plain forward
-        self._prefix_kv: dict[tuple[int, ...], Any] = {}
+        self._init_state(prefix_cache)
 
     # ---------------------------------------------------------------- loading
     @staticmethod
@@ -167,7 +163,6 @@ class TransformersVLM:
             raise BackendError(_offline_help(self.source) + f" ({type(exc).__name__}: {exc})") from exc
 
     def _load(self, dtype: str) -> None:
-        import torch
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
         try:
@@ -182,22 +177,56 @@ class TransformersVLM:
             self.processor = self._from_pretrained(proc_cls)
         except OSError as exc:
             raise BackendError(f"cannot load the processor of {self.source!r}: {exc}") from exc
-        self.tokenizer = getattr(self.processor, "tokenizer", None)
+        self.dtype = self._torch_dtype(dtype, config)
+        placement = {"device_map": self.device} if self.device != "cpu" else {}
+        try:
+            model = self._from_pretrained(AutoModelForImageTextToText, dtype=self.dtype, **placement)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot load the model weights of {self.source!r}: {exc}") from exc
+        self._attach(model.to(self.device), self.processor)
+
+    def _attach(self, model: Any, processor: Any) -> None:
+        """Adopt a loaded model + processor: left padding, and which forward arguments exist."""
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", None)
         if self.tokenizer is None:
             raise BackendError(f"the processor of {self.source!r} has no tokenizer")
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.dtype = self._torch_dtype(dtype, config)
-        try:
-            model = self._from_pretrained(AutoModelForImageTextToText, dtype=self.dtype)
-        except (OSError, ValueError) as exc:
-            raise BackendError(f"cannot load the model weights of {self.source!r}: {exc}") from exc
-        self.model = model.to(self.device).eval()
+        self.model = model.eval()
         params = inspect.signature(self.model.forward).parameters
         self._keep_arg = "logits_to_keep" in params
         self._cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.x
-        torch.set_grad_enabled(False)
+
+    @classmethod
+    def from_objects(
+        cls,
+        model: Any,
+        processor: Any,
+        model_id: str,
+        batch_size: int = 16,
+        max_batch_tokens: int = 32768,
+        prefix_cache: bool = True,
+    ) -> TransformersVLM:
+        """A backend around an already-built model and processor (benchmarks, random large models)."""
+        self = cls.__new__(cls)
+        self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
+        self.source = self.model_id = model_id
+        self.revision, self.trust_remote_code = None, False
+        param = next(model.parameters())
+        self.device, self.dtype = str(param.device), param.dtype
+        self.model_type = getattr(model.config, "model_type", "")
+        self._attach(model, processor)
+        self._init_state(prefix_cache)
+        return self
+
+    def _init_state(self, prefix_cache: bool) -> None:
+        self._candidate_ids: dict[str, int] = {}
+        self.calls = 0  # forward/generate calls made, for benchmarks
+        self.prefix_cache = prefix_cache
+        self._prefix_checked = False  # the cached path is compared once with a plain forward
+        self._prefix_kv: dict[tuple[int, ...], Any] = {}
 
     def _torch_dtype(self, dtype: str, config: Any) -> Any:
         import torch

@@ -309,3 +309,68 @@ def build_tiny_idefics3(path: str | Path, seed: int = 0, digit_scale: float = 1.
     )
     processor.save_pretrained(str(path))
     return path
+
+
+# Qwen2.5-VL-7B-Instruct's published shapes (config.json of the hub checkpoint).
+QWEN25VL_7B_TEXT = dict(
+    hidden_size=3584,
+    intermediate_size=18944,
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    vocab_size=152064,
+    rms_norm_eps=1e-6,
+    max_position_embeddings=128000,
+)
+QWEN25VL_7B_VISION = dict(
+    depth=32,
+    hidden_size=1280,
+    intermediate_size=3420,
+    num_heads=16,
+    out_hidden_size=3584,
+    patch_size=14,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+    window_size=112,
+    fullatt_block_indexes=[7, 15, 23, 31],
+    tokens_per_second=2,
+)
+
+
+def random_qwen25vl_7b(
+    folder: str | Path, device: str = "cuda", dtype: str = "bfloat16", max_pixels: int = 12845056, seed: int = 0
+) -> tuple[object, object]:
+    """A randomly initialised model of Qwen2.5-VL-7B's size, built in memory on ``device`` (nothing saved).
+
+    For throughput measurements only (~8.3 B parameters, ~16.6 GB in bf16). The tokenizer is the tiny one
+    (files written to ``folder``); the vocabulary size and every matrix are the real model's.
+    Returns (model, processor).
+    """
+    import torch
+    import transformers
+
+    from dogiqa.backends.hf_compat import image_only_processor_class
+
+    folder = Path(folder)
+    ids = write_tokenizer(folder, QWEN_SPECIALS, "Qwen2Tokenizer", eos="<|im_end|>", pad="<|endoftext|>")
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}
+    text = dict(QWEN25VL_7B_TEXT, bos_token_id=0, eos_token_id=ids["<|im_end|>"], pad_token_id=0, rope_parameters=rope)
+    config = transformers.Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=QWEN25VL_7B_VISION,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    _seeded(seed)
+    with torch.device(device):
+        model = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=getattr(torch, dtype))
+    model.eval()
+    _boost_digits(model, ids, 30.0)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
+    ip_cls = getattr(transformers, "Qwen2VLImageProcessorPil", None) or transformers.Qwen2VLImageProcessor
+    image_processor = ip_cls(min_pixels=3136, max_pixels=max_pixels)
+    proc_cls = image_only_processor_class("qwen2_5_vl")
+    processor = proc_cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN2_VL_TEMPLATE)
+    return model, processor
