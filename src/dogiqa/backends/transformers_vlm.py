@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import socket
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -222,6 +223,7 @@ class TransformersVLM:
         return self
 
     def _init_state(self, prefix_cache: bool) -> None:
+        self._proc_lock = threading.Lock()
         self._candidate_ids: dict[str, int] = {}
         self.calls = 0  # forward/generate calls made, for benchmarks
         self.prefix_cache = prefix_cache
@@ -276,9 +278,10 @@ class TransformersVLM:
 
     def _encode(self, text: str, images: Sequence[Image.Image]) -> Any:
         """Processor output for a left-padded batch, moved to the model's device and dtype."""
-        enc = self.processor(
-            text=[text] * len(images), images=[[im] for im in images], padding=True, return_tensors="pt"
-        )
+        with self._proc_lock:  # the worker thread and item-by-item retries share the processor
+            enc = self.processor(
+                text=[text] * len(images), images=[[im] for im in images], padding=True, return_tensors="pt"
+            )
         out = {}
         for key, val in enc.items():
             if hasattr(val, "to"):
