@@ -190,3 +190,18 @@ def test_prefix_cache_switches_off_when_wrong(tiny_qwen2vl_dir: Path, images: li
     reference = TransformersVLM(str(tiny_qwen2vl_dir), batch_size=4, prefix_cache=False).run(images, PROMPT, DIGITS)
     for a, b in zip(outs, reference, strict=True):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_padding_share_bounds_batches(tiny_qwen2vl_dir: Path, images: list[Image.Image]) -> None:
+    loose = TransformersVLM(str(tiny_qwen2vl_dir), batch_size=16, max_pad_fraction=1.0)
+    tight = TransformersVLM(str(tiny_qwen2vl_dir), batch_size=16, max_pad_fraction=0.05)
+    wide = loose.run(images, PROMPT, DIGITS)
+    narrow = tight.run(images, PROMPT, DIGITS)
+    assert loose.calls == 1 and tight.calls > 1
+
+    def waste(outs: list) -> float:
+        return 1 - sum(o.meta["tokens"] for o in outs) / sum(o.meta["padded_tokens"] for o in outs)
+
+    assert waste(narrow) < waste(wide)
+    for a, b in zip(wide, narrow, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)

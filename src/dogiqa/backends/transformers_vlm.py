@@ -81,7 +81,8 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 class TransformersVLM:
     """A transformers ``AutoModelForImageTextToText`` + processor, from a hub id or a local folder.
 
-    ``batch_size`` and ``max_batch_tokens`` (padded tokens per batch) bound each forward pass.
+    ``batch_size``, ``max_batch_tokens`` (padded tokens per batch) and ``max_pad_fraction`` (share of pad
+    tokens, from the processor's token-count estimate) bound each forward pass.
     ``prefix_cache``: compute the KV cache of the constant text before the image once per prompt and reuse
     it for every item (checked once against a plain forward; switched off with a warning if they differ).
     """
@@ -96,11 +97,13 @@ class TransformersVLM:
         max_batch_tokens: int = 32768,
         revision: str | None = None,
         prefix_cache: bool = True,
+        max_pad_fraction: float = 0.25,
     ) -> None:
         if batch_size < 1 or max_batch_tokens < 1:
             raise BackendError("batch_size and max_batch_tokens must be >= 1")
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.max_pad_fraction = max_pad_fraction
         self.source, self.model_id = self._resolve(str(model), revision)
         self.revision = revision
         self.trust_remote_code = trust_remote_code
@@ -213,6 +216,7 @@ class TransformersVLM:
         """A backend around an already-built model and processor (benchmarks, random large models)."""
         self = cls.__new__(cls)
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
+        self.max_pad_fraction = 0.25
         self.source = self.model_id = model_id
         self.revision, self.trust_remote_code = None, False
         param = next(model.parameters())
@@ -347,16 +351,22 @@ class TransformersVLM:
             return exc
 
     def _batches(self, items: list[_Item]) -> list[list[_Item]]:
-        """Sort by size; cut batches at ``batch_size`` items or ``max_batch_tokens`` padded tokens."""
+        """Sort by size; cut batches at ``batch_size`` items, ``max_batch_tokens`` padded tokens, or when
+        more than ``max_pad_fraction`` of the batch would be padding."""
         ordered = sorted(items, key=lambda it: (it.tokens, it.image.width * it.image.height))
         batches: list[list[_Item]] = []
+        real = 0
         for item in ordered:
             cur = batches[-1] if batches else None
             # sorted ascending: the new item is the longest, so padded size = (n + 1) * item.tokens
-            if cur and len(cur) < self.batch_size and (len(cur) + 1) * item.tokens <= self.max_batch_tokens:
+            padded = (len(cur) + 1) * item.tokens if cur else 0
+            fits = cur and len(cur) < self.batch_size and padded <= self.max_batch_tokens
+            if fits and 1 - (real + item.tokens) / padded <= self.max_pad_fraction:
                 cur.append(item)
+                real += item.tokens
             else:
                 batches.append([item])
+                real = item.tokens
         return batches
 
     def _run_batch(self, batch: list[_Item], call: _Call, inputs: dict | Exception | None = None) -> list[RawOutput]:
