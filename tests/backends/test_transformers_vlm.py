@@ -205,3 +205,10 @@ def test_padding_share_bounds_batches(tiny_qwen2vl_dir: Path, images: list[Image
     assert waste(narrow) < waste(wide)
     for a, b in zip(wide, narrow, strict=True):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_from_objects_wraps_a_built_model(backend: TransformersVLM, images: list[Image.Image]) -> None:
+    wrapped = TransformersVLM.from_objects(backend.model, backend.processor, "in-memory", batch_size=2)
+    assert wrapped.model_id == "in-memory" and wrapped.device == "cpu"
+    for a, b in zip(wrapped.run(images[:3], PROMPT, DIGITS), backend.run(images[:3], PROMPT, DIGITS), strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
