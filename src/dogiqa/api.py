@@ -30,7 +30,6 @@ class _Job:
     image: Image.Image | None = None
     regions: list[Region] = field(default_factory=list)
     crops: list[Crop] = field(default_factory=list)
-    masks: list = field(default_factory=list)
 
 
 class DogIQA:
@@ -71,7 +70,9 @@ class DogIQA:
         self.min_area, self.crop_mode, self.max_pixels = min_area, crop_mode, max_pixels
         self.chunk_size, self.keep_masks = max(1, chunk_size), keep_masks
         self.segmenter = (
-            SEGMENTERS.build(segmenter, **(segmenter_options or {})) if isinstance(segmenter, str) else segmenter
+            SEGMENTERS.build_accepting(segmenter, **(segmenter_options or {}))
+            if isinstance(segmenter, str)
+            else segmenter
         )
         if isinstance(scorer, str):
             scorer = self._build_scorer(
@@ -116,7 +117,8 @@ class DogIQA:
         scorer_options,
     ) -> Scorer:
         if name != "mllm":
-            return SCORERS.build(name, **scorer_options)
+            device = backend_kwargs.get("device")
+            return SCORERS.build_accepting(name, **{"device": device, **scorer_options})
         from dogiqa.backends import load_backend
         from dogiqa.scorers.mllm import MLLMScorer
 
@@ -212,7 +214,7 @@ class DogIQA:
             job.result.n_masks = len(masks)
             job.regions = regions_from_masks(masks, image.height, image.width, self.min_area)
             if self.keep_masks:
-                job.masks = [r.mask for r in job.regions]
+                job.result.masks = [r.mask for r in job.regions]
             for region in job.regions:
                 crop = crop_region(image, region, self.crop_mode)  # type: ignore[arg-type]
                 job.crops.append(Crop(crop, key=f"{key}:{region.box}:{self.crop_mode}", call="local"))

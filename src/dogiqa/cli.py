@@ -6,6 +6,7 @@ model/segmenter that cannot be loaded.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ def build_pipeline(
     sam2_model: str | None = None,
     small_regions: str | None = None,
     scorer: str | None = None,
+    clip_model: str | None = None,
+    owl3_mask: str | None = None,
     backend_options: dict[str, Any] | None = None,
     cache: Any = None,
 ):
@@ -63,6 +66,8 @@ def build_pipeline(
     b_opts = dict(backend_options or {})
     if trust_remote_code:
         b_opts["trust_remote_code"] = True
+    if owl3_mask:
+        b_opts["attention_mask"] = owl3_mask
     return DogIQA.from_preset(
         preset,
         **_opts(
@@ -87,10 +92,20 @@ def build_pipeline(
         segmenter_options=seg_opts or None,
         backend_options=b_opts or None,
         aggregation_options=_opts(c_max=c_max) or None,
+        scorer_options=_opts(model=clip_model, batch_size=batch_size) or None,
     )
 
 
+def pipeline_options(params: dict[str, Any]) -> dict[str, Any]:
+    """The subset of a command's parameters that describe the pipeline (``build_pipeline``'s arguments)."""
+    names = inspect.signature(build_pipeline).parameters
+    return {k: v for k, v in params.items() if k in names}
+
+
 def load_or_exit(**kwargs: Any):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bar is enough
     try:
         return build_pipeline(**kwargs)
     except Exception as exc:  # noqa: BLE001 - any load failure is a clean exit 2 with the reason
@@ -135,6 +150,9 @@ def score(
     paper_compat: bool = typer.Option(
         None, "--paper-compat/--no-paper-compat", help="Invalid answers score 1, like the authors' code."
     ),
+    scorer: str = typer.Option(None, help="mllm (default) | niqe | brisque | piqe | clipiqa."),
+    clip_model: str = typer.Option(None, help="CLIP hub id or local folder for --scorer clipiqa."),
+    owl3_mask: str = typer.Option(None, help="mPLUG-Owl3: paper (the original's mask) | fixed."),
     sam2_model: str = typer.Option(None, help="SAM2 hub id or local folder."),
     small_regions: str = typer.Option(None, help="SAM2 small-region step: skip (CPU, default) | fill."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
@@ -145,28 +163,7 @@ def score(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     sources = list(expand_paths(paths))
-    iqa = load_or_exit(
-        preset=preset,
-        model=model,
-        backend=backend,
-        segmenter=segmenter,
-        standard=standard,
-        levels=levels,
-        readout=readout,
-        aggregation=aggregation,
-        c_max=c_max,
-        min_area=min_area,
-        crop_mode=crop_mode,
-        device=device,
-        dtype=dtype,
-        batch_size=batch_size,
-        chunk_size=chunk_size,
-        max_pixels=max_pixels,
-        trust_remote_code=trust_remote_code,
-        paper_compat=paper_compat,
-        sam2_model=sam2_model,
-        small_regions=small_regions,
-    )
+    iqa = load_or_exit(**pipeline_options(locals()))
     table = Table("image", "score", "global", "regions", "invalid", "error")
     with progress_bar(disable=quiet) as bar:
         task = bar.add_task("scoring", total=len(sources))
@@ -212,6 +209,17 @@ def presets_command() -> None:
             p["description"],
         )
     Console().print(table)
+
+
+def _register_commands() -> None:
+    from dogiqa.commands.evaluate import eval_command
+    from dogiqa.commands.metrics import metrics
+
+    app.command("metrics")(metrics)
+    app.command("eval")(eval_command)
+
+
+_register_commands()
 
 
 def main() -> None:  # pragma: no cover

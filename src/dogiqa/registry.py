@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 
@@ -27,6 +28,13 @@ class Registry:
 
     def build(self, name: str, **kwargs: Any) -> Any:
         return self.resolve(name)(**kwargs)
+
+    def build_accepting(self, name: str, **kwargs: Any) -> Any:
+        """Like ``build``, passing only the non-None options the implementation accepts."""
+        target = self.resolve(name)
+        params = inspect.signature(target).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        return target(**{k: v for k, v in kwargs.items() if v is not None and (takes_any or k in params)})
 
 
 SEGMENTERS = Registry(

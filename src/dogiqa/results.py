@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -48,20 +48,25 @@ class ImageResult:
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    # region masks (full resolution), kept only when the pipeline is asked to (reports); never serialised
+    masks: list[Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("masks", "regions")}
+        out["regions"] = [asdict(r) for r in self.regions]
+        out["timings"], out["config"] = dict(self.timings), dict(self.config)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageResult:
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}
         regions = [RegionRecord(**{**r, "box": tuple(r["box"])}) for r in data.pop("regions", []) or []]
         return cls(regions=regions, **data)
 

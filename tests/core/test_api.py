@@ -125,3 +125,25 @@ def test_presets_and_overrides():
     )
     assert iqa.aggregation.name == "code" and iqa.segmenter.name == "felzenszwalb"
     assert iqa.config["min_area"] == 1000
+
+
+def test_classical_scorer_mix_grained_with_an_unscorable_region():
+    class BigAndSmall:
+        name = "big-and-small"
+
+        def segment(self, image):
+            big = np.zeros((200, 300), bool)
+            big[:, :200] = True
+            small = np.zeros((200, 300), bool)
+            small[:40, 250:290] = True  # 1600 px, but under NIQE's 96x96 minimum
+            return [big, small]
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    r = DogIQA(scorer="niqe", segmenter=BigAndSmall(), aggregation="local").score(img)
+    assert [x.kind for x in r.regions] == ["mask", "mask", "complement"]
+    assert r.regions[1].score is None and "not scorable" in r.regions[1].error
+    assert r.invalid == 1
+    scored = [x for x in r.regions if x.score is not None]
+    expected = sum(x.score * x.weight for x in scored) / sum(x.weight for x in scored)
+    assert r.score == pytest.approx(expected)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,4 @@ def detect_backend(model: str) -> str:
 def load_backend(model: str, backend: str = "auto", **kwargs: Any) -> Backend:
     """Build a backend by name; ``auto`` picks the native mPLUG-Owl3 one for its checkpoints."""
     name = detect_backend(model) if backend == "auto" else backend
-    cls = BACKENDS.resolve(name)
-    accepted = inspect.signature(cls).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    kwargs = {k: v for k, v in kwargs.items() if v is not None and (takes_any or k in accepted)}
-    return cls(model=model, **kwargs)
+    return BACKENDS.build_accepting(name, model=model, **kwargs)
