@@ -204,7 +204,8 @@ class DogIQA:
         job.image, (job.result.width, job.result.height) = image, image.size
         key = content_hash(image)
         if self.aggregation.uses_global:
-            job.crops.append(Crop(image, key=f"{key}:global", call="global"))
+            whole = (0, 0, image.width, image.height)  # same key as a whole-image region: asked once per prompt
+            job.crops.append(Crop(image, key=f"{key}:{whole}:bbox", call="global"))
         if self.aggregation.uses_local:
             try:
                 masks = self.segmenter.segment(image)

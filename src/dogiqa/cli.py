@@ -55,6 +55,12 @@ def build_pipeline(
     small_regions: str | None = None,
     scorer: str | None = None,
     clip_model: str | None = None,
+    owl3_mask: str | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    concurrency: int | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
     backend_options: dict[str, Any] | None = None,
     cache: Any = None,
 ):
@@ -63,8 +69,21 @@ def build_pipeline(
 
     seg_opts = _opts(model=sam2_model, small_regions=small_regions)
     b_opts = dict(backend_options or {})
+    server = _opts(
+        base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout, max_retries=max_retries
+    )
+    if backend == "openai":
+        if not (base_url or b_opts.get("base_url")):
+            raise ValueError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1) and --model")
+        if chunk_size is None:  # one backend call should hold enough crops to fill the concurrency
+            chunk_size = max(8, concurrency or 8)
+    elif server:
+        raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in server)}: only with --backend openai")
+    b_opts.update(server)
     if trust_remote_code:
         b_opts["trust_remote_code"] = True
+    if owl3_mask:
+        b_opts["attention_mask"] = owl3_mask
     return DogIQA.from_preset(
         preset,
         **_opts(
@@ -149,8 +168,19 @@ def score(
     ),
     scorer: str = typer.Option(None, help="mllm (default) | niqe | brisque | piqe | clipiqa."),
     clip_model: str = typer.Option(None, help="CLIP hub id or local folder for --scorer clipiqa."),
+    owl3_mask: str = typer.Option(None, help="mPLUG-Owl3: paper (the original's mask) | fixed."),
     sam2_model: str = typer.Option(None, help="SAM2 hub id or local folder."),
     small_regions: str = typer.Option(None, help="SAM2 small-region step: skip (CPU, default) | fill."),
+    base_url: str = typer.Option(None, help="--backend openai: the server's API root, e.g. http://HOST:8000/v1."),
+    api_key_env: str = typer.Option(None, help="--backend openai: variable holding the API key (OPENAI_API_KEY)."),
+    concurrency: int = typer.Option(None, help="--backend openai: requests in flight (default 8)."),
+    timeout: float = typer.Option(None, help="--backend openai: seconds per request (default 60)."),
+    max_retries: int = typer.Option(None, help="--backend openai: retries on 429/5xx/timeouts (default 5)."),
+    engine: str = typer.Option("local", help="local | ray (Ray Data; --output is then a directory)."),
+    address: str = typer.Option("local", help="--engine ray: local (start one here) | auto | ray://HOST:10001."),
+    num_workers: int = typer.Option(2, help="--engine ray: actors, each holding one pipeline (model replica)."),
+    gpus_per_worker: float = typer.Option(0.0, help="--engine ray: GPUs per actor (0.5: two per GPU)."),
+    jsonl: bool = typer.Option(False, help="--engine ray: also write DIR/results.jsonl."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
 ) -> None:
     """Score images; one record per image (global score, regions, final score)."""
@@ -158,6 +188,12 @@ def score(
     from dogiqa.runners.local import run_local
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if engine not in ("local", "ray"):
+        console.print(f"[red]error:[/red] --engine must be local or ray, not {engine!r}")
+        raise typer.Exit(2)
+    if engine == "ray":
+        ray_opts = dict(address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker, jsonl=jsonl)
+        _score_ray(paths, output, pipeline_options(locals()), ray_opts, quiet)
     sources = list(expand_paths(paths))
     iqa = load_or_exit(**pipeline_options(locals()))
     table = Table("image", "score", "global", "regions", "invalid", "error")
@@ -187,6 +223,34 @@ def score(
     raise typer.Exit(1 if summary.failed else 0)
 
 
+def _score_ray(
+    paths: list[Path], output: Path | None, pipeline: dict[str, Any], ray_opts: dict[str, Any], quiet: bool
+) -> None:
+    """``score --engine ray``: actors build the pipeline; records go to Parquet parts in ``output``."""
+    from dogiqa.runners.ray import RayRunnerError, list_sources, run_ray
+
+    if output is None or output.suffix.lower() in (".jsonl", ".csv"):
+        console.print("[red]error:[/red] --engine ray writes Parquet into a directory: give --output DIR")
+        raise typer.Exit(2)
+    try:
+        sources = list_sources(paths)
+        if pipeline.get("backend") == "openai" and not pipeline.get("base_url"):
+            raise ValueError("--backend openai needs --base-url")
+        with progress_bar(disable=quiet) as bar:
+            task = bar.add_task("scoring (ray)", total=len(sources))
+            summary = run_ray(sources, output, pipeline, on_result=lambda r: bar.advance(task), **ray_opts)
+    except (RayRunnerError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"{summary.scored} scored, {summary.failed} failed, {summary.skipped} already done, "
+        f"{summary.invalid_answers} invalid answers, {summary.seconds:.1f} s -> {output}"
+    )
+    for _, err in summary.failures:
+        console.print(f"[red]failed[/red] {err}")
+    raise typer.Exit(1 if summary.failed else 0)
+
+
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
@@ -205,6 +269,17 @@ def presets_command() -> None:
             p["description"],
         )
     Console().print(table)
+
+
+def _register_commands() -> None:
+    from dogiqa.commands.evaluate import eval_command
+    from dogiqa.commands.metrics import metrics
+
+    app.command("metrics")(metrics)
+    app.command("eval")(eval_command)
+
+
+_register_commands()
 
 
 def main() -> None:  # pragma: no cover

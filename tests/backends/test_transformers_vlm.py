@@ -156,3 +156,59 @@ def test_qwen25vl_batched_equals_single(tmp_path: Path, images: list[Image.Image
 def test_no_torchvision_imported(backend: TransformersVLM, images: list[Image.Image]) -> None:
     backend.run(images[:2], PROMPT, DIGITS)
     assert "torchvision" not in sys.modules
+
+
+@pytest.mark.parametrize("fixture", ["tiny_qwen2vl_dir", "tiny_idefics3_dir"])
+def test_prefix_cache_equals_plain_forward(fixture: str, request: pytest.FixtureRequest, images: list) -> None:
+    folder = str(request.getfixturevalue(fixture))
+    cached = TransformersVLM(folder, batch_size=4, prefix_cache=True)
+    plain = TransformersVLM(folder, batch_size=4, prefix_cache=False)
+    with_cache = cached.run(images, PROMPT, DIGITS)
+    assert cached.prefix_cache and cached._prefix_kv, "the prefix cache was not used"
+    without = plain.run(images, PROMPT, DIGITS)
+    assert not plain._prefix_kv
+    for a, b in zip(with_cache, without, strict=True):
+        assert a.meta["token_id"] == b.meta["token_id"]
+        for cand in DIGITS:
+            assert abs(a.logprobs[cand] - b.logprobs[cand]) < 1e-4
+
+
+def test_prefix_cache_switches_off_when_wrong(tiny_qwen2vl_dir: Path, images: list, monkeypatch) -> None:
+    """Fault injection: a cached path that returns shifted logits is detected and abandoned."""
+    backend = TransformersVLM(str(tiny_qwen2vl_dir), batch_size=4)
+    real = backend._logits_with_prefix
+
+    def broken(inputs: dict, prefix_ids: list[int]):
+        logits = real(inputs, prefix_ids)
+        logits[:, backend._token_id("3")] += 5.0
+        return logits
+
+    monkeypatch.setattr(backend, "_logits_with_prefix", broken)
+    with pytest.warns(RuntimeWarning, match="prefix"):
+        outs = backend.run(images, PROMPT, DIGITS)
+    assert backend.prefix_cache is False
+    reference = TransformersVLM(str(tiny_qwen2vl_dir), batch_size=4, prefix_cache=False).run(images, PROMPT, DIGITS)
+    for a, b in zip(outs, reference, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_padding_share_bounds_batches(tiny_qwen2vl_dir: Path, images: list[Image.Image]) -> None:
+    loose = TransformersVLM(str(tiny_qwen2vl_dir), batch_size=16, max_pad_fraction=1.0)
+    tight = TransformersVLM(str(tiny_qwen2vl_dir), batch_size=16, max_pad_fraction=0.05)
+    wide = loose.run(images, PROMPT, DIGITS)
+    narrow = tight.run(images, PROMPT, DIGITS)
+    assert loose.calls == 1 and tight.calls > 1
+
+    def waste(outs: list) -> float:
+        return 1 - sum(o.meta["tokens"] for o in outs) / sum(o.meta["padded_tokens"] for o in outs)
+
+    assert waste(narrow) < waste(wide)
+    for a, b in zip(wide, narrow, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_from_objects_wraps_a_built_model(backend: TransformersVLM, images: list[Image.Image]) -> None:
+    wrapped = TransformersVLM.from_objects(backend.model, backend.processor, "in-memory", batch_size=2)
+    assert wrapped.model_id == "in-memory" and wrapped.device == "cpu"
+    for a, b in zip(wrapped.run(images[:3], PROMPT, DIGITS), backend.run(images[:3], PROMPT, DIGITS), strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)

@@ -68,3 +68,25 @@ def test_idefics3_through_the_pipeline(tiny_idefics3_dir):
     )
     r = iqa.score(Image.new("RGB", (40, 30), (120, 60, 200)))
     assert r.ok and 1 <= r.score <= 7 and len(r.global_probs) == 7
+
+
+def test_identical_crops_are_asked_once_and_prompts_grouped(qwen_backend):
+    from dogiqa.scorers.base import Crop
+
+    calls = []
+    real_run = qwen_backend.run
+
+    def counting_run(images, prompt, candidates, want_text=True):
+        calls.append(len(images))
+        return real_run(images, prompt, candidates, want_text)
+
+    qwen_backend.run = counting_run
+    try:
+        img = images(1)[0]
+        scorer = MLLMScorer(qwen_backend, readout="expected")
+        crops = [Crop(img, key="a", call="global"), Crop(img, key="a", call="local"), Crop(img, key="b")]
+        out = scorer.score_crops(crops)
+    finally:
+        del qwen_backend.run
+    assert calls == [2]  # one call (same prompt for global and local), the twin crop asked once
+    assert out[0].score == out[1].score and out[0].probs == out[1].probs

@@ -11,7 +11,10 @@ from __future__ import annotations
 import inspect
 import os
 import socket
-from collections.abc import Sequence
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,16 @@ _DTYPES = {
     "fp16": "float16",
     "half": "float16",
 }
+
+
+@dataclass
+class _Call:
+    """What is constant over one ``run``: the rendered prompt, candidate token ids, prefix token ids."""
+
+    text: str
+    cand_ids: dict[str, int]
+    want_text: bool
+    prefix: list[int] | None
 
 
 @dataclass
@@ -66,7 +79,13 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 class TransformersVLM:
-    """A transformers ``AutoModelForImageTextToText`` + processor, from a hub id or a local folder."""
+    """A transformers ``AutoModelForImageTextToText`` + processor, from a hub id or a local folder.
+
+    ``batch_size``, ``max_batch_tokens`` (padded tokens per batch) and ``max_pad_fraction`` (share of pad
+    tokens, from the processor's token-count estimate) bound each forward pass.
+    ``prefix_cache``: compute the KV cache of the constant text before the image once per prompt and reuse
+    it for every item (checked once against a plain forward; switched off with a warning if they differ).
+    """
 
     def __init__(
         self,
@@ -77,18 +96,20 @@ class TransformersVLM:
         batch_size: int = 16,
         max_batch_tokens: int = 32768,
         revision: str | None = None,
+        prefix_cache: bool = True,
+        max_pad_fraction: float = 0.25,
     ) -> None:
         if batch_size < 1 or max_batch_tokens < 1:
             raise BackendError("batch_size and max_batch_tokens must be >= 1")
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.max_pad_fraction = max_pad_fraction
         self.source, self.model_id = self._resolve(str(model), revision)
         self.revision = revision
         self.trust_remote_code = trust_remote_code
         self.device = self._pick_device(device)
         self._load(dtype)
-        self._candidate_ids: dict[str, int] = {}
-        self.calls = 0  # forward/generate calls made, for benchmarks
+        self._init_state(prefix_cache)
 
     # ---------------------------------------------------------------- loading
     @staticmethod
@@ -146,7 +167,6 @@ class TransformersVLM:
             raise BackendError(_offline_help(self.source) + f" ({type(exc).__name__}: {exc})") from exc
 
     def _load(self, dtype: str) -> None:
-        import torch
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
         try:
@@ -161,20 +181,58 @@ class TransformersVLM:
             self.processor = self._from_pretrained(proc_cls)
         except OSError as exc:
             raise BackendError(f"cannot load the processor of {self.source!r}: {exc}") from exc
-        self.tokenizer = getattr(self.processor, "tokenizer", None)
+        self.dtype = self._torch_dtype(dtype, config)
+        placement = {"device_map": self.device} if self.device != "cpu" else {}
+        try:
+            model = self._from_pretrained(AutoModelForImageTextToText, dtype=self.dtype, **placement)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot load the model weights of {self.source!r}: {exc}") from exc
+        self._attach(model.to(self.device), self.processor)
+
+    def _attach(self, model: Any, processor: Any) -> None:
+        """Adopt a loaded model + processor: left padding, and which forward arguments exist."""
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", None)
         if self.tokenizer is None:
             raise BackendError(f"the processor of {self.source!r} has no tokenizer")
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.dtype = self._torch_dtype(dtype, config)
-        try:
-            model = self._from_pretrained(AutoModelForImageTextToText, dtype=self.dtype)
-        except (OSError, ValueError) as exc:
-            raise BackendError(f"cannot load the model weights of {self.source!r}: {exc}") from exc
-        self.model = model.to(self.device).eval()
-        self._keep_arg = "logits_to_keep" in inspect.signature(self.model.forward).parameters
-        torch.set_grad_enabled(False)
+        self.model = model.eval()
+        params = inspect.signature(self.model.forward).parameters
+        self._keep_arg = "logits_to_keep" in params
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.x
+
+    @classmethod
+    def from_objects(
+        cls,
+        model: Any,
+        processor: Any,
+        model_id: str,
+        batch_size: int = 16,
+        max_batch_tokens: int = 32768,
+        prefix_cache: bool = True,
+    ) -> TransformersVLM:
+        """A backend around an already-built model and processor (benchmarks, random large models)."""
+        self = cls.__new__(cls)
+        self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
+        self.max_pad_fraction = 0.25
+        self.source = self.model_id = model_id
+        self.revision, self.trust_remote_code = None, False
+        param = next(model.parameters())
+        self.device, self.dtype = str(param.device), param.dtype
+        self.model_type = getattr(model.config, "model_type", "")
+        self._attach(model, processor)
+        self._init_state(prefix_cache)
+        return self
+
+    def _init_state(self, prefix_cache: bool) -> None:
+        self._proc_lock = threading.Lock()
+        self._candidate_ids: dict[str, int] = {}
+        self.calls = 0  # forward/generate calls made, for benchmarks
+        self.prefix_cache = prefix_cache
+        self._prefix_checked = False  # the cached path is compared once with a plain forward
+        self._prefix_kv: dict[tuple[int, ...], Any] = {}
 
     def _torch_dtype(self, dtype: str, config: Any) -> Any:
         import torch
@@ -224,9 +282,10 @@ class TransformersVLM:
 
     def _encode(self, text: str, images: Sequence[Image.Image]) -> Any:
         """Processor output for a left-padded batch, moved to the model's device and dtype."""
-        enc = self.processor(
-            text=[text] * len(images), images=[[im] for im in images], padding=True, return_tensors="pt"
-        )
+        with self._proc_lock:  # the worker thread and item-by-item retries share the processor
+            enc = self.processor(
+                text=[text] * len(images), images=[[im] for im in images], padding=True, return_tensors="pt"
+            )
         out = {}
         for key, val in enc.items():
             if hasattr(val, "to"):
@@ -253,8 +312,13 @@ class TransformersVLM:
         want_text: bool = True,
     ) -> list[RawOutput]:
         """One forward pass per item (batched); one RawOutput per image, in input order."""
-        cand_ids = {c: self._token_id(c) for c in candidates}
         text = self.render(prompt)
+        call = _Call(
+            text=text,
+            cand_ids={c: self._token_id(c) for c in candidates},
+            want_text=want_text,
+            prefix=self._prefix_ids(prompt) if self.prefix_cache else None,
+        )
         text_tokens = len(self.tokenizer.encode(text, add_special_tokens=False))
         results: list[RawOutput | None] = [None] * len(images)
         items = []
@@ -263,45 +327,78 @@ class TransformersVLM:
                 items.append(_Item(i, image, self._estimate_tokens(text_tokens, image)))
             except Exception as exc:
                 results[i] = RawOutput(error=f"cannot size image {i}: {type(exc).__name__}: {exc}")
-        for batch in self._batches(items):
-            for item, out in zip(batch, self._run_batch(batch, text, cand_ids, want_text), strict=True):
+        for batch, outs in self._pipelined(self._batches(items), call):
+            for item, out in zip(batch, outs, strict=True):
                 results[item.index] = out
         return [r if r is not None else RawOutput(error="not scored") for r in results]
 
+    def _pipelined(self, batches: list[list[_Item]], call: _Call) -> Iterator[tuple[list[_Item], list[RawOutput]]]:
+        """Run the batches in order while a worker thread prepares (processor) the next one."""
+        if not batches:
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._encode_or_error, call.text, batches[0])
+            for k, batch in enumerate(batches):
+                inputs = pending.result()
+                if k + 1 < len(batches):
+                    pending = pool.submit(self._encode_or_error, call.text, batches[k + 1])
+                yield batch, self._run_batch(batch, call, inputs)
+
+    def _encode_or_error(self, text: str, batch: list[_Item]) -> dict | Exception:
+        try:
+            return self._encode(text, [it.image for it in batch])
+        except Exception as exc:  # handled by _run_batch (item-by-item retry)
+            return exc
+
     def _batches(self, items: list[_Item]) -> list[list[_Item]]:
-        """Sort by size; cut batches at ``batch_size`` items or ``max_batch_tokens`` padded tokens."""
+        """Sort by size; cut batches at ``batch_size`` items, ``max_batch_tokens`` padded tokens, or when
+        more than ``max_pad_fraction`` of the batch would be padding."""
         ordered = sorted(items, key=lambda it: (it.tokens, it.image.width * it.image.height))
         batches: list[list[_Item]] = []
+        real = 0
         for item in ordered:
             cur = batches[-1] if batches else None
             # sorted ascending: the new item is the longest, so padded size = (n + 1) * item.tokens
-            if cur and len(cur) < self.batch_size and (len(cur) + 1) * item.tokens <= self.max_batch_tokens:
+            padded = (len(cur) + 1) * item.tokens if cur else 0
+            fits = cur and len(cur) < self.batch_size and padded <= self.max_batch_tokens
+            if fits and 1 - (real + item.tokens) / padded <= self.max_pad_fraction:
                 cur.append(item)
+                real += item.tokens
             else:
                 batches.append([item])
+                real = item.tokens
         return batches
 
-    def _run_batch(
-        self, batch: list[_Item], text: str, cand_ids: dict[str, int], want_text: bool
-    ) -> list[RawOutput]:
+    def _run_batch(self, batch: list[_Item], call: _Call, inputs: dict | Exception | None = None) -> list[RawOutput]:
         """Score a batch in one forward; on any failure, retry its items one by one."""
         try:
-            return self._forward(batch, text, cand_ids, want_text)
+            if isinstance(inputs, Exception):
+                raise inputs
+            return self._forward(batch, call, inputs)
         except Exception as exc:
             if len(batch) == 1:
                 return [RawOutput(error=f"{type(exc).__name__}: {exc}")]
-        return [self._run_batch([item], text, cand_ids, want_text)[0] for item in batch]
+        return [self._run_batch([item], call)[0] for item in batch]
 
-    def _forward(
-        self, batch: list[_Item], text: str, cand_ids: dict[str, int], want_text: bool
-    ) -> list[RawOutput]:
+    def _forward(self, batch: list[_Item], call: _Call, inputs: dict | None = None) -> list[RawOutput]:
         import torch
 
-        inputs = self._encode(text, [it.image for it in batch])
-        kwargs = {"logits_to_keep": 1} if self._keep_arg else {}
+        if inputs is None:
+            inputs = self._encode(call.text, [it.image for it in batch])
         self.calls += 1
-        with torch.inference_mode():
-            logits = self.model(**inputs, use_cache=False, **kwargs).logits[:, -1].float()
+        prefix, cand_ids, want_text = call.prefix, call.cand_ids, call.want_text
+        logits = None
+        if prefix and self.prefix_cache:
+            try:
+                logits = self._logits_with_prefix(inputs, prefix)
+            except Exception as exc:  # an architecture the cached path does not fit: plain forwards
+                self._disable_prefix(f"{type(exc).__name__}: {exc}")
+        if logits is not None and not self._prefix_checked:
+            self._check_prefix_path(inputs, logits)
+            if not self.prefix_cache:
+                logits = None
+        if logits is None:
+            logits = self._plain_logits(inputs)
         logprobs = torch.log_softmax(logits, dim=-1)
         ids = list(cand_ids.values())
         chosen = logprobs[:, ids].cpu().tolist() if ids else [[] for _ in batch]
@@ -320,6 +417,112 @@ class TransformersVLM:
                 )
             )
         return outs
+
+    def _plain_logits(self, inputs: dict) -> Any:
+        import torch
+
+        kwargs = {"logits_to_keep": 1} if self._keep_arg else {}
+        with torch.inference_mode():
+            return self.model(**inputs, use_cache=False, **kwargs).logits[:, -1].float()
+
+    # ---------------------------------------------------------------- shared prompt prefix (KV cache)
+    def _check_prefix_path(self, inputs: dict, logits: Any) -> None:
+        """Compare the cached-prefix logits with a plain forward once; switch the cache off if they differ.
+
+        Guards against architectures whose forward ignores images or positions when a cache is passed.
+        """
+        import torch
+
+        self._prefix_checked = True
+        plain = self._plain_logits(inputs)
+        tol = 1e-3 if self.dtype == torch.float32 else 5e-2
+        scale = float(plain.abs().max().clamp(min=1.0))
+        if not torch.allclose(plain, logits, atol=tol * scale, rtol=0):
+            self._disable_prefix(f"it changes the logits (max diff {float((plain - logits).abs().max()):.3g})")
+
+    def _disable_prefix(self, why: str) -> None:
+        warnings.warn(
+            f"{self.model_id}: shared-prefix KV cache switched off for this model: {why}", RuntimeWarning, stacklevel=4
+        )
+        self.prefix_cache = False
+        self._prefix_kv.clear()
+
+    def _prefix_ids(self, prompt: Prompt) -> list[int] | None:
+        """Token ids of the constant text before the image (template + ``before_image``), or None."""
+        sentinel = "\x1fDOGIQA-IMAGE\x1f"
+        probe = Prompt(prompt.before_image + sentinel, prompt.after_image, prompt.system, prompt.answer_prefix)
+        try:
+            rendered = self.render(probe).replace("<image>", "")
+        except Exception:
+            return None
+        head = rendered.split(sentinel)[0] if sentinel in rendered else ""
+        ids = self.tokenizer.encode(head, add_special_tokens=False)
+        return ids if len(ids) >= 8 else None
+
+    def _prefix_state(self, prefix: tuple[int, ...]) -> Any:
+        """KV cache of the prefix alone (computed once per prefix, batch 1)."""
+        import torch
+
+        if prefix not in self._prefix_kv:
+            ids = torch.tensor([prefix], device=self.device)
+            with torch.inference_mode():
+                out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+            if len(self._prefix_kv) >= 4:
+                self._prefix_kv.pop(next(iter(self._prefix_kv)))
+            self._prefix_kv[prefix] = out.cache if hasattr(out, "cache") else out.past_key_values
+        return self._prefix_kv[prefix]
+
+    def _logits_with_prefix(self, inputs: dict, prefix_ids: list[int]) -> Any:
+        """Next-token logits reusing the prefix KV cache; None when the rows do not share the prefix.
+
+        Rows are ``[pads][prefix][suffix]`` (left padding); they become ``[prefix][pads][suffix]`` with
+        explicit position ids, so each row sees the same positions as without padding or caching.
+        """
+        import copy
+
+        import torch
+
+        ids, mask = inputs["input_ids"], inputs["attention_mask"]
+        batch, width = ids.shape
+        n_pad = (mask == 0).sum(dim=1)
+        prefix = torch.tensor(prefix_ids, device=ids.device)
+        size = len(prefix_ids)
+        if width - int(n_pad.max()) <= size:
+            return None
+        cols = torch.arange(size, device=ids.device) + n_pad[:, None]
+        if not bool((ids.gather(1, cols) == prefix).all()):
+            return None
+        ar = torch.arange(width - size, device=ids.device)[None]
+        keep = torch.where(ar < n_pad[:, None], ar, ar + size)  # drop the prefix columns
+        rest = {k: inputs[k].gather(1, keep) for k in ("input_ids", "attention_mask", "mm_token_type_ids")
+                if k in inputs}  # fmt: skip
+        ones = torch.ones(batch, size, dtype=mask.dtype, device=mask.device)
+        full_mask = torch.cat([ones, rest["attention_mask"]], 1)
+        position_ids = self._positions(inputs, rest, prefix, full_mask)[..., size:]
+        cache = copy.deepcopy(self._prefix_state(tuple(prefix_ids)))
+        if batch > 1:
+            cache.batch_repeat_interleave(batch)
+        extra = {k: v for k, v in inputs.items() if k not in rest}
+        kwargs = {"logits_to_keep": 1} if self._keep_arg else {}
+        rest["attention_mask"] = full_mask
+        extra[self._cache_arg] = cache
+        with torch.inference_mode():
+            out = self.model(**rest, **extra, position_ids=position_ids, use_cache=True, **kwargs)
+        return out.logits[:, -1].float()
+
+    def _positions(self, inputs: dict, rest: dict, prefix: Any, full_mask: Any) -> Any:
+        """Position ids of ``[prefix][rest]``: M-RoPE (3, B, L) for Qwen-VL models, else 1-D by the mask."""
+        import torch
+
+        batch = full_mask.shape[0]
+        rope_index = getattr(getattr(self.model, "model", None), "get_rope_index", None)
+        if rope_index is not None and "mm_token_type_ids" in rest:
+            full_ids = torch.cat([prefix.expand(batch, -1), rest["input_ids"]], 1)
+            mm = torch.cat([torch.zeros_like(prefix).expand(batch, -1), rest["mm_token_type_ids"]], 1)
+            grid = {k: inputs[k] for k in ("image_grid_thw",) if k in inputs}
+            pos, _ = rope_index(full_ids, mm_token_type_ids=mm, attention_mask=full_mask, **grid)
+            return pos
+        return (full_mask.long().cumsum(-1) - 1).clamp(min=0)
 
     def generate_one(self, image: Image.Image, prompt: Prompt) -> RawOutput:
         """The naive path: ``model.generate(max_new_tokens=1, do_sample=False)`` on one image."""

@@ -72,19 +72,27 @@ class MLLMScorer:
     def raw_outputs(self, crops: Sequence[Crop]) -> list[RawOutput]:
         """What the model said for every crop: cached answers reused, the rest asked in one call per prompt."""
         out: list[RawOutput | None] = [None] * len(crops)
-        for call in sorted({c.call for c in crops}):
-            idx = [i for i, c in enumerate(crops) if c.call == call]
-            prompt = self.prompt_for(call)
+        groups: dict[Prompt, list[int]] = {}  # one backend call per distinct prompt (global == local unless
+        for i, crop in enumerate(crops):  # the paper's whitespace differs between them)
+            groups.setdefault(self.prompt_for(crop.call), []).append(i)
+        for prompt, idx in groups.items():
             keys = [self.cache_key(prompt, crops[i]) for i in idx]
             known = self.cache.get_many([k for k in keys if k]) if self.cache else {}
-            todo = [(i, k) for i, k in zip(idx, keys, strict=True) if not (k and k in known)]
+            todo, twins = [], {}  # identical crops (same key) are asked once
             for i, k in zip(idx, keys, strict=True):
                 if k and k in known:
                     out[i] = known[k]
+                elif k and k in twins:
+                    twins[k].append(i)
+                else:
+                    todo.append((i, k))
+                    if k:
+                        twins[k] = []
             if todo:
                 fresh = self.backend.run([crops[i].image for i, _ in todo], prompt, self.candidates, want_text=True)
-                for (i, _), raw in zip(todo, fresh, strict=True):
-                    out[i] = raw
+                for (i, k), raw in zip(todo, fresh, strict=True):
+                    for j in [i, *twins.get(k, [])]:
+                        out[j] = raw
                 if self.cache:
                     self.cache.put_many({k: r for (_, k), r in zip(todo, fresh, strict=True) if k and r.error is None})
         return [o if o is not None else RawOutput(error="no output") for o in out]

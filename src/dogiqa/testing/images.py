@@ -20,9 +20,7 @@ def make_image(width: int, height: int, seed: int = 0) -> Image.Image:
     """An RGB image of a few flat coloured rectangles on a gradient, plus mild noise."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack(
-        [xx * 255 / max(width - 1, 1), yy * 255 / max(height - 1, 1), np.full_like(xx, 128.0)], -1
-    )
+    base = np.stack([xx * 255 / max(width - 1, 1), yy * 255 / max(height - 1, 1), np.full_like(xx, 128.0)], -1)
     for _ in range(3):
         x0, y0 = rng.integers(0, width // 2), rng.integers(0, height // 2)
         x1, y1 = (
@@ -41,8 +39,6 @@ def write_sample_images(folder: str | Path) -> list[Path]:
     paths = []
     for i, (name, w, h) in enumerate(SAMPLE_IMAGES):
         path = folder / name
-        make_image(w, h, seed=i).save(path, quality=90) if name.endswith(".jpg") else make_image(
-            w, h, i
-        ).save(path)
+        make_image(w, h, seed=i).save(path, quality=90) if name.endswith(".jpg") else make_image(w, h, i).save(path)
         paths.append(path)
     return paths

@@ -18,8 +18,17 @@ import json
 from pathlib import Path
 
 QUALITY_WORDS = ("excellent", "good", "fair", "poor", "bad")
-# common words of the Dog-IQA / Q-Align prompts merged into tokens, so prompts stay short
-_COMMON_WORDS = ("the", "image", "quality", "of", "is", "and", "to", "you", "score", "Please", "evaluate")
+# Words of the Dog-IQA / Q-Align prompts, merged into single tokens so that prompt lengths resemble a real
+# BPE tokenizer's (~110 tokens for the Dog-IQA prompt, not ~400 bytes).
+_PROMPT_WORDS = """
+You you are a helpful assistant to help me evaluate the quality of image will be given standards about each level
+The standard is list as follows Perfect Excellent Good Fair Bad Poor Very Awful higher score should Please please
+strictly follow USER format otherwise result invalid and in Only tell number Do not analysis Rate overall extremely
+all aspects perfect satisfactory many certain merits but also some deficiencies with obvious defects hard accept
+There are There an it this that for on how what
+"""
+_COMMON_WORDS = tuple(dict.fromkeys(_PROMPT_WORDS.split()))
+_BPE_VOCAB = 640  # 257 bytes + <|endoftext|>, then learned merges
 
 QWEN_SPECIALS = [
     "<|im_start|>",
@@ -81,32 +90,29 @@ _QWEN2_SPLIT = (
 )
 
 
-def _word_merges(words: tuple[str, ...]) -> list[tuple[str, str]]:
-    """Left-to-right merge chains making each word, and 'Ġ'+word, a single token."""
-    merges: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for word in words:
-        chain = [(word[:i], word[i]) for i in range(1, len(word))] + [("Ġ", word)]
-        for pair in chain:
-            if pair not in seen:
-                seen.add(pair)
-                merges.append(pair)
-    return merges
+def _training_corpus() -> list[str]:
+    """Text the tiny BPE is trained on: the prompt words, and the quality words many times."""
+    words = list(QUALITY_WORDS) + [w.capitalize() for w in QUALITY_WORDS]
+    lines = (
+        [" ".join(_COMMON_WORDS)] * 8 + ["".join(" " + w for w in words)] * 40 + ["".join(w + "\n" for w in words)] * 40
+    )
+    return lines
 
 
-def write_tokenizer(
-    path: Path, specials: list[str], tokenizer_class: str, eos: str, pad: str
-) -> dict[str, int]:
+def write_tokenizer(path: Path, specials: list[str], tokenizer_class: str, eos: str, pad: str) -> dict[str, int]:
     """Write tokenizer.json + tokenizer_config.json for a tiny byte-level BPE; returns token -> id."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
 
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {"<|endoftext|>": 0}
-    vocab.update({c: i + 1 for i, c in enumerate(alphabet)})
-    merges = _word_merges(QUALITY_WORDS + _COMMON_WORDS)
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, byte_fallback=False, fuse_unk=False))
+    tok = Tokenizer(models.BPE(byte_fallback=False, fuse_unk=False))
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -115,9 +121,18 @@ def write_tokenizer(
         ]
     )
     tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens(
-        [AddedToken(s, special=True, normalized=False) for s in ["<|endoftext|>", *specials]]
+    trainer = trainers.BpeTrainer(
+        vocab_size=_BPE_VOCAB,
+        min_frequency=2,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
+    tok.train_from_iterator(_training_corpus(), trainer)
+    for word in QUALITY_WORDS:  # the readouts need these as single tokens
+        for text in (word, " " + word):
+            assert len(tok.encode(text).ids) == 1, f"tiny tokenizer: {text!r} is not one token"
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in ["<|endoftext|>", *specials]])
     path.mkdir(parents=True, exist_ok=True)
     tok.save(str(path / "tokenizer.json"))
     extra = [s for s in specials if s not in (eos, pad)]
@@ -139,6 +154,10 @@ def write_tokenizer(
     return {t: i for t, i in tok.get_vocab(with_added_tokens=True).items()}
 
 
+def _round_up(n: int, multiple: int = 64) -> int:
+    return -(-n // multiple) * multiple
+
+
 def _text_config(ids: dict[str, int], vocab_size: int, eos: str, **extra: object) -> dict:
     return dict(
         vocab_size=vocab_size,
@@ -158,9 +177,7 @@ def _text_config(ids: dict[str, int], vocab_size: int, eos: str, **extra: object
 def _save(model: object, path: Path, eos_id: int) -> None:
     from transformers import GenerationConfig
 
-    model.generation_config = GenerationConfig(
-        eos_token_id=eos_id, pad_token_id=0, bos_token_id=0, do_sample=False
-    )
+    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=0, bos_token_id=0, do_sample=False)
     model.save_pretrained(str(path))
 
 
@@ -193,8 +210,7 @@ def _build_qwen(path: Path, model_type: str, seed: int, digit_scale: float) -> P
 
     path = Path(path)
     ids = write_tokenizer(path, QWEN_SPECIALS, "Qwen2Tokenizer", eos="<|im_end|>", pad="<|endoftext|>")
-    vocab_size = 384
-    assert len(ids) <= vocab_size, len(ids)
+    vocab_size = _round_up(len(ids))
     rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
     text = _text_config(ids, vocab_size, "<|im_end|>", rope_parameters=rope)
     special = dict(
@@ -221,9 +237,7 @@ def _build_qwen(path: Path, model_type: str, seed: int, digit_scale: float) -> P
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
     image_processor = transformers.Qwen2VLImageProcessorPil()
     proc_cls = image_only_processor_class(model_type)
-    processor = proc_cls(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN2_VL_TEMPLATE
-    )
+    processor = proc_cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN2_VL_TEMPLATE)
     processor.save_pretrained(str(path))
     _add_static_video_processor(path)
     return path
@@ -269,8 +283,7 @@ def build_tiny_idefics3(path: str | Path, seed: int = 0, digit_scale: float = 1.
     ids = write_tokenizer(
         path, IDEFICS3_SPECIALS, "PreTrainedTokenizerFast", eos="<end_of_utterance>", pad="<|endoftext|>"
     )
-    vocab_size = 448
-    assert len(ids) <= vocab_size, len(ids)
+    vocab_size = _round_up(len(ids))
     text = _text_config(ids, vocab_size, "<end_of_utterance>", model_type="llama")
     tile, patch, scale = 112, 14, 2
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -296,3 +309,68 @@ def build_tiny_idefics3(path: str | Path, seed: int = 0, digit_scale: float = 1.
     )
     processor.save_pretrained(str(path))
     return path
+
+
+# Qwen2.5-VL-7B-Instruct's published shapes (config.json of the hub checkpoint).
+QWEN25VL_7B_TEXT = dict(
+    hidden_size=3584,
+    intermediate_size=18944,
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    vocab_size=152064,
+    rms_norm_eps=1e-6,
+    max_position_embeddings=128000,
+)
+QWEN25VL_7B_VISION = dict(
+    depth=32,
+    hidden_size=1280,
+    intermediate_size=3420,
+    num_heads=16,
+    out_hidden_size=3584,
+    patch_size=14,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+    window_size=112,
+    fullatt_block_indexes=[7, 15, 23, 31],
+    tokens_per_second=2,
+)
+
+
+def random_qwen25vl_7b(
+    folder: str | Path, device: str = "cuda", dtype: str = "bfloat16", max_pixels: int = 12845056, seed: int = 0
+) -> tuple[object, object]:
+    """A randomly initialised model of Qwen2.5-VL-7B's size, built in memory on ``device`` (nothing saved).
+
+    For throughput measurements only (~8.3 B parameters, ~16.6 GB in bf16). The tokenizer is the tiny one
+    (files written to ``folder``); the vocabulary size and every matrix are the real model's.
+    Returns (model, processor).
+    """
+    import torch
+    import transformers
+
+    from dogiqa.backends.hf_compat import image_only_processor_class
+
+    folder = Path(folder)
+    ids = write_tokenizer(folder, QWEN_SPECIALS, "Qwen2Tokenizer", eos="<|im_end|>", pad="<|endoftext|>")
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}
+    text = dict(QWEN25VL_7B_TEXT, bos_token_id=0, eos_token_id=ids["<|im_end|>"], pad_token_id=0, rope_parameters=rope)
+    config = transformers.Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=QWEN25VL_7B_VISION,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    _seeded(seed)
+    with torch.device(device):
+        model = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=getattr(torch, dtype))
+    model.eval()
+    _boost_digits(model, ids, 30.0)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
+    ip_cls = getattr(transformers, "Qwen2VLImageProcessorPil", None) or transformers.Qwen2VLImageProcessor
+    image_processor = ip_cls(min_pixels=3136, max_pixels=max_pixels)
+    proc_cls = image_only_processor_class("qwen2_5_vl")
+    processor = proc_cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN2_VL_TEMPLATE)
+    return model, processor

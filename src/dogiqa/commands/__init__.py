@@ -1,0 +1,1 @@
+"""CLI command functions; ``dogiqa.cli`` registers them on the typer app."""

@@ -1,0 +1,425 @@
+"""``dogiqa eval``: score a whole labelled dataset, resumably, and report metrics, a table and a plot.
+
+Files in ``--output-dir`` (``<tag>`` = ``<dataset>-<method>``, e.g. ``livec-recommended-paper``):
+
+- ``records-<tag>.jsonl``: one result record per image, in label order (rewritten as the run goes);
+- ``metrics-<tag>.json``: the :func:`dogiqa.evaluate.evaluate_predictions` report (+ run facts);
+- ``scatter-<tag>.png``: predictions vs MOS with the fitted logistic;
+- ``table.md`` / ``table.csv``: every ``metrics-*.json`` of the folder as a Table-2-shaped summary, with
+  the paper's Dog-IQA row for comparison;
+- ``cache.sqlite`` (unless ``--cache`` says otherwise): raw model outputs per region and finished images.
+
+Resume: each finished image's record is committed to the cache under the run key (the request minus the
+options that cannot change a region's score: aggregation, c_max, device, batch and chunk sizes). A killed run
+restarts where it stopped; a partly scored batch reuses the raw outputs already cached.
+Re-aggregation (``--reaggregate --aggregation code``) recomputes final scores from the cached records
+alone: no model, no images needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from dogiqa.aggregate import Aggregation, get_aggregation
+from dogiqa.cache import CacheError, RawCache, image_hash, run_key
+from dogiqa.datasets import DatasetError, LabelledDataset, load_dataset
+from dogiqa.evaluate import clean_json, evaluate_predictions
+from dogiqa.results import ImageResult
+
+# Request options that never change a region's score: left out of the run key.
+NOT_IN_RUN_KEY = ("aggregation", "c_max", "device", "batch_size", "chunk_size")
+
+
+@dataclass
+class EvalRun:
+    """What an evaluation produced."""
+
+    report: dict[str, Any]
+    records: list[ImageResult]
+    files: dict[str, Path] = field(default_factory=dict)
+    resumed: int = 0
+    scored: int = 0
+    failed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def subset(ds: LabelledDataset, limit: int | None) -> LabelledDataset:
+    """The first ``limit`` items (and only their labels), for smoke runs."""
+    if not limit or limit >= len(ds.items):
+        return ds
+    items = ds.items[:limit]
+    labels = {it.name: ds.labels[it.name] for it in items}
+    return LabelledDataset(ds.name, ds.root, items, [], ds.higher_is_better, ds.mos_range, ds.label_file, labels)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
+
+
+def run_eval(
+    ds: LabelledDataset,
+    pipeline: Callable[[], Any],
+    cache: RawCache,
+    request: dict[str, Any],
+    *,
+    resume: bool = True,
+    aggregation: str | Aggregation | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    records_path: Path | None = None,
+) -> EvalRun:
+    """Score every item of ``ds`` not already finished under the request's run key.
+
+    ``pipeline()`` builds the DogIQA pipeline (called only when something is left to score). Each finished
+    image is committed to the cache at once; ``on_progress(done, total)`` is called after each image.
+    Resumed records are re-finalized with ``aggregation`` (the run key ignores the aggregation, so a run
+    resumed with another one must not mix the two).
+    """
+    key = run_key(request, exclude=NOT_IN_RUN_KEY)
+    hashes = [image_hash(it.path) if it.path and it.path.is_file() else None for it in ds.items]
+    done = cache.done(key) if resume else set()
+    meta = cache.run_config(key) or {}
+    records: list[ImageResult | None] = [None] * len(ds.items)
+    todo: list[int] = []
+    for i, h in enumerate(hashes):
+        cached = cache.get_image(key, h) if h in done else None
+        if cached is not None:
+            rec = ImageResult.from_dict(json.loads(cached))
+            rec.path = str(ds.items[i].path)
+            records[i] = refinalize(rec, aggregation, meta) if aggregation is not None else rec
+        else:
+            todo.append(i)
+    run = EvalRun({}, [], resumed=len(ds.items) - len(todo))
+    total = len(ds.items)
+    if on_progress:
+        on_progress(run.resumed, total)
+    writer = _RecordWriter(records_path, [r for r in records if r is not None]) if records_path else None
+    try:
+        if todo:
+            iqa = pipeline()
+            cache.register_run(
+                key,
+                {
+                    "request": request,
+                    "config": getattr(iqa, "config", {}),
+                    "higher_is_better": getattr(iqa.scorer, "higher_is_better", True),
+                },
+            )
+            results = iqa.score_many([ds.items[i].path for i in todo])
+            for n, (i, result) in enumerate(zip(todo, results, strict=True), start=1):
+                records[i] = result
+                if result.ok and hashes[i] is not None:
+                    cache.put_image(key, hashes[i], result.to_json(), str(ds.items[i].path))
+                run.scored += int(result.ok)
+                if writer:
+                    writer.write(result)
+                if on_progress:
+                    on_progress(run.resumed + n, total)
+    finally:
+        if writer:
+            writer.close()
+    run.records = [r for r in records if r is not None]
+    run.failed = sum(not r.ok for r in run.records)
+    if records_path:  # the final file, in label order
+        _write_records(records_path, run.records)
+    return run
+
+
+def reaggregate(
+    ds: LabelledDataset, cache: RawCache, request: dict[str, Any], aggregation: str, c_max: float | None = None
+) -> EvalRun:
+    """Recompute final scores for another aggregation from the records cached under the request's run key.
+
+    No model and no image is needed: records are matched to labels by file name.
+    """
+    key = run_key(request, exclude=NOT_IN_RUN_KEY)
+    meta = cache.run_config(key)
+    if meta is None:
+        raise DatasetError(
+            "nothing to re-aggregate: no finished images in the cache for these options (run `dogiqa eval` "
+            "with the same model, standard, readout and segmenter options first, or pass the same --cache)"
+        )
+    agg = get_aggregation(aggregation).with_weights(c_max=c_max)
+    by_name: dict[str, ImageResult] = {}
+    for _, _, text in cache.images(key):
+        rec = ImageResult.from_dict(json.loads(text))
+        name = ds.match(rec.path)
+        if name is not None:
+            by_name[name] = rec
+    records = [refinalize(by_name[name], agg, meta) for name in ds.labels if name in by_name]
+    return EvalRun({}, records, resumed=len(records), failed=sum(not r.ok for r in records))
+
+
+def refinalize(rec: ImageResult, aggregation: str | Aggregation, meta: dict[str, Any]) -> ImageResult:
+    """Recompute a record's final score for ``aggregation`` from its global and region scores."""
+    from dogiqa.api import finalize
+
+    agg = get_aggregation(aggregation)
+    levels = int(rec.config.get("levels") or meta.get("config", {}).get("levels") or 7)
+    sign = 1.0 if meta.get("higher_is_better", True) else -1.0
+    finalize(rec, agg, levels, _global_variance(rec), count_sign=sign)
+    rec.config = {**rec.config, "aggregation": agg.name}
+    if rec.score is None and rec.error is None:
+        needs = "global score" if agg.uses_global and rec.global_score is None else "region scores"
+        rec.error = f"{rec.path}: cannot aggregate with {agg.name!r}: the cached run has no {needs}"
+    return rec
+
+
+def data_c_max(run: EvalRun, aggregation: str | Aggregation, meta: dict[str, Any]) -> int | None:
+    """Re-finalize every record with c_max = the largest region count among them (the paper's definition:
+    the dataset's largest mask count); returns that c_max (None when no record has regions)."""
+    counts = [len(r.regions) for r in run.records if r.regions]
+    if not counts:
+        return None
+    agg = get_aggregation(aggregation).with_weights(c_max=float(max(counts)))
+    for rec in run.records:
+        if rec.ok:
+            refinalize(rec, agg, meta)
+    run.extra["c_max"] = max(counts)
+    run.failed = sum(not r.ok for r in run.records)
+    return max(counts)
+
+
+def _global_variance(rec: ImageResult) -> float | None:
+    """The variance of the global answer's level distribution (as the readout computed it), if known."""
+    probs = rec.global_probs
+    if not probs:
+        return None
+    values = [0.0, 1.0] if rec.config.get("readout") == "qbench" else [float(i + 1) for i in range(len(probs))]
+    mean = sum(p * v for p, v in zip(probs, values, strict=True))
+    return sum(p * (v - mean) ** 2 for p, v in zip(probs, values, strict=True))
+
+
+class _RecordWriter:
+    """Streams records to JSONL as they finish (resumed ones first), so a killed run leaves a usable file."""
+
+    def __init__(self, path: Path, first: list[ImageResult]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "w", encoding="utf-8")
+        for rec in first:
+            self.write(rec)
+
+    def write(self, rec: ImageResult) -> None:
+        self._fh.write(rec.to_json() + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _write_records(path: Path, records: list[ImageResult]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
+    tmp.replace(path)
+
+
+def summarize(
+    run: EvalRun,
+    ds: LabelledDataset,
+    out_dir: Path,
+    method: str,
+    *,
+    missing: str = "drop",
+    n_boot: int = 1000,
+    seed: int = 0,
+    plot: bool = True,
+) -> EvalRun:
+    """Metrics JSON, scatter plot and the folder's summary table for a finished run."""
+    from dogiqa.report.table import table_from_metrics_files
+
+    tag = slug(f"{ds.name}-{method}")
+    preds = {r.path: r.score for r in run.records}
+    report = evaluate_predictions(preds, ds, missing=missing, n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
+    failures = [r.error for r in run.records if r.error]
+    report.update(
+        method=method,
+        resumed=run.resumed,
+        scored=run.scored,
+        failed=run.failed,
+        failures=failures[:20],
+        invalid_answers=sum(r.invalid for r in run.records),
+        config=run.records[0].config if run.records else {},
+        **run.extra,
+    )
+    run.report = clean_json(report)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = out_dir / f"metrics-{tag}.json"
+    metrics_path.write_text(json.dumps(run.report, indent=2) + "\n", encoding="utf-8")
+    run.files["metrics"] = metrics_path
+    if plot:
+        run.files["plot"] = _plot(run, ds, out_dir / f"scatter-{tag}.png", f"{ds.name}: {method}")
+    table = table_from_metrics_files(sorted(out_dir.glob("metrics-*.json")))
+    table.add_paper(["Dog-IQA"])  # the published row, for the datasets in the table
+    run.files["table_md"], run.files["table_csv"] = table.write(out_dir / "table")
+    return run
+
+
+def _plot(run: EvalRun, ds: LabelledDataset, path: Path, title: str) -> Path | None:
+    from dogiqa.report.plots import scatter_plot
+
+    pairs = []
+    for r in run.records:
+        name = ds.match(r.path)
+        if name is not None and r.score is not None and math.isfinite(r.score):
+            pairs.append((r.score, ds.labels[name]))
+    if len(pairs) < 2:
+        return None
+    preds, mos = zip(*pairs, strict=True)
+    return scatter_plot(preds, mos, path, title=title, ylabel=f"MOS ({ds.name})")
+
+
+# ------------------------------------------------------------------------------------------- the command
+
+
+def eval_command(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="koniq | spaq | livec | agiqa | kadid | generic."),
+    root: Path = typer.Option(None, "--root", help="The dataset folder (images; labels too unless --labels)."),
+    labels: Path = typer.Option(None, "--labels", "-l", help="Label file or its folder (default: under --root)."),
+    output_dir: Path = typer.Option(Path("dogiqa-eval"), "--output-dir", "-o", help="Where results go."),
+    reaggregate_only: bool = typer.Option(
+        False, "--reaggregate", help="Recompute final scores for --aggregation from the cache; no model."
+    ),
+    aggregation: str = typer.Option(None, help="paper | code | global | local | mean."),
+    preset: str = typer.Option("recommended", "--preset", "-p", help="Pipeline preset (see `dogiqa presets`)."),
+    method: str = typer.Option(None, help="Row name in the summary table (default: '<preset>-<aggregation>')."),
+    model: str = typer.Option(None, "--model", "-m", help="Hub id or local folder of the VLM."),
+    backend: str = typer.Option(None, help="auto | transformers | mplug_owl3 | openai."),
+    segmenter: str = typer.Option(None, help="auto | sam2 | felzenszwalb | slic | none."),
+    standard: str = typer.Option(None, help="word | number | sentence | path to a .json/.yaml standard."),
+    levels: int = typer.Option(None, help="Number of levels K of the standard."),
+    readout: str = typer.Option(None, help="int | expected | qalign | qbench."),
+    c_max: float = typer.Option(None, help="c_max of the paper aggregation (default 71, SPAQ)."),
+    c_max_from_data: bool = typer.Option(
+        False, "--c-max-from-data", help="Paper aggregation: c_max = the largest region count of this dataset."
+    ),
+    min_area: int = typer.Option(None, help="Minimum region area in pixels (default 1000)."),
+    crop_mode: str = typer.Option(None, help="bbox (the paper) | mask."),
+    device: str = typer.Option(None, help="cpu | cuda | cuda:1 | mps ..."),
+    dtype: str = typer.Option(None, help="auto | float32 | float16 | bfloat16."),
+    batch_size: int = typer.Option(None, help="Crops per model forward pass."),
+    chunk_size: int = typer.Option(None, help="Images whose crops are batched together (default 8)."),
+    max_pixels: int = typer.Option(None, help="Refuse images with more pixels."),
+    trust_remote_code: bool = typer.Option(False, help="Allow a model's own Python code from the hub."),
+    paper_compat: bool = typer.Option(None, "--paper-compat/--no-paper-compat", help="Invalid answers score 1."),
+    sam2_model: str = typer.Option(None, help="SAM2 hub id or local folder."),
+    small_regions: str = typer.Option(None, help="SAM2 small-region step: skip | fill."),
+    scorer: str = typer.Option(None, help="mllm (default) or a classical scorer: niqe | brisque | piqe."),
+    cache_path: Path = typer.Option(None, "--cache", help="Cache file (default: <output-dir>/cache.sqlite)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip images finished by an earlier run."),
+    limit: int = typer.Option(None, help="Only the first N labelled images (smoke runs)."),
+    missing: str = typer.Option("drop", help="Images without a score: drop | paper (score 1)."),
+    bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the scatter plot."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics report as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Evaluate a pipeline on a labelled dataset: records, metrics (SRCC/PLCC/...), table and plot."""
+    from dogiqa.cli import console, load_or_exit, progress_bar
+
+    if missing not in ("drop", "paper"):
+        raise typer.BadParameter("use 'drop' or 'paper'", param_hint="--missing")
+    if root is None and not reaggregate_only:
+        raise typer.BadParameter("give the dataset folder", param_hint="--root")
+    try:
+        ds = subset(load_dataset(dataset, root=None if reaggregate_only else root, labels=labels or root), limit)
+    except (DatasetError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    for name in ds.missing[:10]:
+        console.print(f"[yellow]missing image[/yellow] {name} (listed in {ds.label_file}, not under {root})")
+    if len(ds.missing) > 10:
+        console.print(f"[yellow]... {len(ds.missing)} labelled images missing on disk in all[/yellow]")
+    pipeline_opts = dict(
+        preset=preset, model=model, backend=backend, segmenter=segmenter, standard=standard, levels=levels,
+        readout=readout, aggregation=aggregation, c_max=c_max, min_area=min_area, crop_mode=crop_mode,
+        device=device, dtype=dtype, batch_size=batch_size, chunk_size=chunk_size, max_pixels=max_pixels,
+        trust_remote_code=trust_remote_code, paper_compat=paper_compat, sam2_model=sam2_model,
+        small_regions=small_regions, scorer=scorer,
+    )  # fmt: skip
+    request = {k: v for k, v in pipeline_opts.items() if v is not None and k != "trust_remote_code"}
+    agg_name = aggregation or _preset_aggregation(preset)
+    label = method or f"{preset}-{agg_name}"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache = RawCache(cache_path or output_dir / "cache.sqlite")
+    except CacheError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    tag = slug(f"{ds.name}-{label}")
+    try:
+        if reaggregate_only:
+            run = reaggregate(ds, cache, request, agg_name, c_max)
+            _write_records(output_dir / f"records-{tag}.jsonl", run.records)
+        else:
+            with progress_bar(disable=quiet) as bar:
+                task = bar.add_task(f"eval {ds.name}", total=len(ds.items))
+                run = run_eval(
+                    ds,
+                    lambda: load_or_exit(**pipeline_opts, cache=cache),
+                    cache,
+                    request,
+                    resume=resume,
+                    aggregation=get_aggregation(agg_name).with_weights(c_max=c_max),
+                    on_progress=lambda done, total: bar.update(task, completed=done),
+                    records_path=output_dir / f"records-{tag}.jsonl",
+                )
+        run.files["records"] = output_dir / f"records-{tag}.jsonl"
+        if c_max_from_data:
+            meta = cache.run_config(run_key(request, exclude=NOT_IN_RUN_KEY)) or {}
+            used = data_c_max(run, get_aggregation(agg_name), meta)
+            _write_records(run.files["records"], run.records)
+            console.print(f"c_max from the data: {used}")
+        summarize(run, ds, output_dir, label, missing=missing, n_boot=bootstrap, plot=not no_plot)
+    except DatasetError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        cache.close()
+    r = run.report
+    console.print(
+        f"{ds.name} ({label}): SRCC {_f(r.get('srcc'))}  PLCC {_f(r.get('plcc'))}  n={r['n']}  "
+        f"missing={r['missing']}  resumed={run.resumed} scored={run.scored} failed={run.failed}"
+    )
+    for kind, path in run.files.items():
+        if path is not None:
+            console.print(f"  {kind}: {path}")
+    if json_out:
+        sys.stdout.write(json.dumps(run.report) + "\n")
+    raise typer.Exit(1 if run.failed else 0)
+
+
+def _preset_aggregation(preset: str) -> str:
+    from dogiqa.presets import get_preset
+
+    try:
+        return str(get_preset(preset).get("aggregation", "paper"))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--preset") from None
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def main() -> None:  # pragma: no cover
+    """``python -m dogiqa.commands.evaluate ...`` runs the command alone (until ``dogiqa eval`` exists)."""
+    app = typer.Typer(add_completion=False)
+    app.command("eval")(eval_command)
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

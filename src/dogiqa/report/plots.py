@@ -1,0 +1,54 @@
+"""Scatter plot of predictions vs MOS with the fitted 4-parameter logistic (like the paper's figures).
+
+Uses matplotlib's Agg canvas directly, so it never changes the user's matplotlib backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dogiqa.evaluate import fit_logistic, logistic4, plcc, srcc
+
+
+def scatter_plot(
+    preds: Sequence[float] | np.ndarray,
+    target: Sequence[float] | np.ndarray,
+    path: Path | str,
+    title: str = "",
+    xlabel: str = "prediction",
+    ylabel: str = "MOS",
+    jitter: float = 0.0,
+    seed: int = 0,
+) -> Path:
+    """Write a PNG scatter of ``preds`` (x) vs ``target`` (y) with the logistic fit; returns the path.
+
+    ``jitter`` spreads integer-valued predictions horizontally (by up to +-jitter) for readability only;
+    the fit and the correlations in the legend use the exact values.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    p, t = np.asarray(preds, dtype=float), np.asarray(target, dtype=float)
+    fig = Figure(figsize=(5, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    shown = p + np.random.default_rng(seed).uniform(-jitter, jitter, p.size) if jitter else p
+    ax.scatter(shown, t, s=8, alpha=0.45, edgecolors="none", label="images")
+    params = fit_logistic(p, t)
+    if params is not None:
+        xs = np.linspace(p.min(), p.max(), 200)
+        ax.plot(xs, logistic4(xs, *params), color="C3", lw=2, label="logistic fit")
+    stats = f"SRCC {srcc(p, t):.3f}  PLCC {plcc(p, t):.3f}  n={p.size}"
+    ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
