@@ -425,11 +425,11 @@ def _full_res_stats(
         stab.append(stability_score(full, params.mask_threshold, params.stability_score_offset).cpu())
         binary = full > params.mask_threshold
         del full
-        rows = row_counts(binary)
-        cols = binary.view(torch.uint8).amax(dim=-2) > 0
+        rows = row_counts(binary).cpu()  # (n, H) and (n, W): small, so the box logic runs on the CPU
+        cols = (binary.view(torch.uint8).amax(dim=-2) > 0).cpu()
         del binary
-        boxes.append(boxes_from_extents(rows > 0, cols).cpu())
-        areas.append(rows.sum(dim=-1, dtype=torch.int64).cpu())
+        boxes.append(boxes_from_extents(rows > 0, cols))
+        areas.append(rows.sum(dim=-1, dtype=torch.int64))
     return {"stability": torch.cat(stab), "boxes": torch.cat(boxes), "areas": torch.cat(areas)}
 
 
