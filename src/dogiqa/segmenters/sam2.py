@@ -208,8 +208,9 @@ def upsample(lowres: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def chunk_size(height: int, width: int, budget_mb: int) -> int:
-    """Masks per chunk so that float logits plus three boolean maps stay within ``budget_mb``."""
-    per_mask = height * width * 7
+    """Masks per chunk so that a chunk's working set stays within ``budget_mb``: float logits (4 bytes per
+    pixel), a copy of the stable ones (4) and boolean maps (1-2)."""
+    per_mask = height * width * 10
     return max(1, int(budget_mb * 2**20 // per_mask))
 
 
@@ -417,19 +418,27 @@ def masks_from_logits(
 def _full_res_stats(
     lowres: torch.Tensor, size: tuple[int, int], params: AmgParams, device: torch.device | str
 ) -> dict[str, torch.Tensor]:
-    """Stability, boxes and areas from full-resolution logits, computed chunk by chunk."""
+    """Stability for every candidate; boxes and areas for those passing the stability filter (zeros for
+    the rest, which are dropped next). Full-resolution logits exist one chunk at a time."""
     stab, boxes, areas = [torch.zeros(0)], [torch.zeros(0, 4, dtype=torch.int64)], [torch.zeros(0).long()]
     step = chunk_size(*size, params.memory_budget_mb)
     for start in range(0, len(lowres), step):
         full = upsample(lowres[start : start + step].to(device), size)
-        stab.append(stability_score(full, params.mask_threshold, params.stability_score_offset).cpu())
-        binary = full > params.mask_threshold
-        del full
-        rows = row_counts(binary).cpu()  # (n, H) and (n, W): small, so the box logic runs on the CPU
-        cols = (binary.view(torch.uint8).amax(dim=-2) > 0).cpu()
-        del binary
-        boxes.append(boxes_from_extents(rows > 0, cols))
-        areas.append(rows.sum(dim=-1, dtype=torch.int64))
+        score = stability_score(full, params.mask_threshold, params.stability_score_offset).cpu()
+        passed = score >= params.stability_score_thresh
+        box = torch.zeros(len(score), 4, dtype=torch.int64)
+        area = torch.zeros(len(score), dtype=torch.int64)
+        binary = full[passed.to(full.device)] > params.mask_threshold if passed.any() else None
+        del full  # before the next chunk is allocated
+        if binary is not None:
+            rows = row_counts(binary).cpu()  # (n, H) and (n, W): small, so the box logic runs on the CPU
+            cols = (binary.view(torch.uint8).amax(dim=-2) > 0).cpu()
+            del binary
+            box[passed] = boxes_from_extents(rows > 0, cols)
+            area[passed] = rows.sum(dim=-1, dtype=torch.int64)
+        stab.append(score)
+        boxes.append(box)
+        areas.append(area)
     return {"stability": torch.cat(stab), "boxes": torch.cat(boxes), "areas": torch.cat(areas)}
 
 
