@@ -56,6 +56,8 @@ def build_pipeline(
     scorer: str | None = None,
     clip_model: str | None = None,
     owl3_mask: str | None = None,
+    sam2_preset: str | None = None,
+    keep_masks: bool = False,
     base_url: str | None = None,
     api_key_env: str | None = None,
     concurrency: int | None = None,
@@ -67,7 +69,7 @@ def build_pipeline(
     """The DogIQA pipeline the CLI options describe (shared by score, eval and show)."""
     from dogiqa.api import DogIQA
 
-    seg_opts = _opts(model=sam2_model, small_regions=small_regions)
+    seg_opts = _opts(model=sam2_model, small_regions=small_regions, preset=sam2_preset, device=device)
     b_opts = dict(backend_options or {})
     server = _opts(
         base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout, max_retries=max_retries
@@ -104,6 +106,7 @@ def build_pipeline(
             invalid_as_one=paper_compat,
             scorer=scorer,
             cache=cache,
+            keep_masks=keep_masks or None,
         ),
         segmenter_options=seg_opts or None,
         backend_options=b_opts or None,
@@ -171,6 +174,8 @@ def score(
     owl3_mask: str = typer.Option(None, help="mPLUG-Owl3: paper (the original's mask) | fixed."),
     sam2_model: str = typer.Option(None, help="SAM2 hub id or local folder."),
     small_regions: str = typer.Option(None, help="SAM2 small-region step: skip (CPU, default) | fill."),
+    sam2_preset: str = typer.Option(None, help="SAM2 generator parameters: paper (default) | sam2-default."),
+    report: Path = typer.Option(None, help="Write a region overlay PNG per image and an HTML page here."),
     base_url: str = typer.Option(None, help="--backend openai: the server's API root, e.g. http://HOST:8000/v1."),
     api_key_env: str = typer.Option(None, help="--backend openai: variable holding the API key (OPENAI_API_KEY)."),
     concurrency: int = typer.Option(None, help="--backend openai: requests in flight (default 8)."),
@@ -195,7 +200,12 @@ def score(
         ray_opts = dict(address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker, jsonl=jsonl)
         _score_ray(paths, output, pipeline_options(locals()), ray_opts, quiet)
     sources = list(expand_paths(paths))
-    iqa = load_or_exit(**pipeline_options(locals()))
+    iqa = load_or_exit(**pipeline_options(locals()), keep_masks=report is not None)
+    writer = None
+    if report is not None:
+        from dogiqa.report.html import ReportWriter
+
+        writer = ReportWriter(report)
     table = Table("image", "score", "global", "regions", "invalid", "error")
     with progress_bar(disable=quiet) as bar:
         task = bar.add_task("scoring", total=len(sources))
@@ -210,10 +220,15 @@ def score(
                 str(r.invalid),
                 (r.error or "")[:80],
             )
+            if writer:
+                writer.add(r)  # overlay PNG with the true mask shapes
+                r.masks = None  # never hold every image's masks
 
         summary = run_local(iqa, sources, output, on_result=on_result)
     if not quiet:
         console.print(table)
+    if writer:
+        console.print(f"report -> {writer.close()}")
     console.print(
         f"{summary.scored} scored, {summary.failed} failed, {summary.invalid_answers} invalid answers, "
         f"{summary.seconds:.1f} s" + (f" -> {output}" if output else "")
@@ -249,6 +264,45 @@ def _score_ray(
     for _, err in summary.failures:
         console.print(f"[red]failed[/red] {err}")
     raise typer.Exit(1 if summary.failed else 0)
+
+
+@app.command()
+def show(
+    image: Path = typer.Argument(..., help="The image to score and draw."),
+    out: Path = typer.Option(None, "--out", help="PNG to write (default: IMAGE_dogiqa.png beside the image)."),
+    preset: str = typer.Option("recommended", "--preset", "-p", help=PRESET_HELP),
+    model: str = typer.Option(None, "--model", "-m", help="Hub id or local folder of the VLM."),
+    backend: str = typer.Option(None, help="auto | transformers | mplug_owl3 | openai."),
+    segmenter: str = typer.Option(None, help="auto | sam2 | felzenszwalb | slic | none."),
+    standard: str = typer.Option(None, help="word | number | sentence | path to a .json/.yaml standard."),
+    levels: int = typer.Option(None, help="Number of levels K of the standard."),
+    readout: str = typer.Option(None, help="int | expected | qalign | qbench."),
+    aggregation: str = typer.Option(None, help="paper | code | global | local | mean."),
+    min_area: int = typer.Option(None, help="Minimum region area in pixels (default 1000)."),
+    device: str = typer.Option(None, help="cpu | cuda | cuda:1 | mps ..."),
+    dtype: str = typer.Option(None, help="auto | float32 | float16 | bfloat16."),
+    scorer: str = typer.Option(None, help="mllm (default) | niqe | brisque | piqe | clipiqa."),
+    sam2_model: str = typer.Option(None, help="SAM2 hub id or local folder."),
+    small_regions: str = typer.Option(None, help="SAM2 small-region step: skip | fill."),
+) -> None:
+    """Score one image and draw its regions and scores (like the paper's Figure 5)."""
+    from dogiqa.io import load_image
+    from dogiqa.report.overlay import render_overlay
+
+    iqa = load_or_exit(**pipeline_options(locals()), keep_masks=True)
+    result = iqa.score(image)
+    if not result.ok:
+        console.print(f"[red]failed[/red] {result.error}")
+        raise typer.Exit(1)
+    out = out or image.with_name(image.stem + "_dogiqa.png")
+    render_overlay(load_image(image, None), result).save(out)
+    table = Table("region", "kind", "box", "weight", "score", "answer")
+    for r in result.regions:
+        table.add_row(str(r.index), r.kind, str(r.box), f"{r.weight:.0f}", _fmt(r.score), repr(r.raw))
+    Console().print(table)
+    Console().print(
+        f"final {_fmt(result.score)}  global {_fmt(result.global_score)}  local {_fmt(result.local_score)}  -> {out}"
+    )
 
 
 def _fmt(x: float | None) -> str:

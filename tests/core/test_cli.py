@@ -119,3 +119,43 @@ def test_classical_scorer_from_the_cli(tmp_path):
     record = json.loads(out.read_text())
     assert record["config"]["scorer"] == "piqe" and record["config"]["model"] is None
     assert 0 <= record["score"] <= 100
+
+
+def test_report_and_show(tmp_path, tiny_qwen2vl_dir):
+    folder = make_folder(tmp_path)
+    rep = tmp_path / "report"
+    res = runner.invoke(
+        app,
+        [
+            "score",
+            str(folder),
+            "--model",
+            str(tiny_qwen2vl_dir),
+            "--segmenter",
+            "felzenszwalb",
+            "--report",
+            str(rep),
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 1, res.output  # the two bad files
+    pngs = sorted(rep.glob("*.png"))
+    assert len(pngs) == 3 and all(Image.open(p).size[0] > 0 for p in pngs)
+    html = (rep / "index.html").read_text()
+    assert html.count("<tr") >= 5 and "broken.jpg" in html and "<script" in html
+    out = tmp_path / "shown.png"
+    res = runner.invoke(
+        app,
+        [
+            "show",
+            str(folder / "a.png"),
+            "--model",
+            str(tiny_qwen2vl_dir),
+            "--segmenter",
+            "felzenszwalb",
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert Image.open(out).size == (120, 90) and "final" in res.output
