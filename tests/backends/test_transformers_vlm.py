@@ -212,3 +212,33 @@ def test_from_objects_wraps_a_built_model(backend: TransformersVLM, images: list
     assert wrapped.model_id == "in-memory" and wrapped.device == "cpu"
     for a, b in zip(wrapped.run(images[:3], PROMPT, DIGITS), backend.run(images[:3], PROMPT, DIGITS), strict=True):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_varlen_vision_attention_equals_the_per_window_loop(tmp_path_factory, images: list) -> None:
+    """One padded SDPA call per vision layer gives what transformers' per-window loop gives."""
+    from dogiqa.backends import varlen_attention
+    from dogiqa.testing import build_tiny_qwen25vl
+
+    folder = build_tiny_qwen25vl(tmp_path_factory.mktemp("q25-varlen"), seed=0)  # window + full attention
+    fast = TransformersVLM(str(folder), batch_size=4)
+    assert fast.varlen_vision and fast.model.config.vision_config._attn_implementation == varlen_attention.NAME
+    loop = TransformersVLM(str(folder), batch_size=4, vision_attention="default")
+    assert not loop.varlen_vision
+    a, b = fast.run(images, PROMPT, DIGITS), loop.run(images, PROMPT, DIGITS)
+    for x, y in zip(a, b, strict=True):
+        for d in DIGITS:
+            assert abs(x.logprobs[d] - y.logprobs[d]) < 1e-4
+
+
+def test_varlen_sdpa_on_constructed_sequences() -> None:
+    import torch
+
+    from dogiqa.backends.varlen_attention import varlen_sdpa
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 7, 4) for _ in range(3))
+    cu = torch.tensor([0, 3, 4, 7])
+    out, _ = varlen_sdpa(None, q, k, v, cu_seq_lens_q=cu, max_length_q=3, scaling=0.5)
+    for s, e in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
+        ref = torch.nn.functional.scaled_dot_product_attention(q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], scale=0.5)
+        assert torch.allclose(out[0, s:e], ref[0].transpose(0, 1), atol=1e-6)

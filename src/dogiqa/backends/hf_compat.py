@@ -28,12 +28,8 @@ def image_only_processor_class(model_type: str) -> type | None:
     module, name = VIDEO_SLOT_PROCESSORS[model_type]
     base = getattr(importlib.import_module(module), name)
 
-    def __init__(
-        self: Any, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None, **kw: Any
-    ):
-        base.__init__(
-            self, image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kw
-        )
+    def __init__(self: Any, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None, **kw: Any):
+        base.__init__(self, image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kw)
 
     # keep the real class name so processor_config.json keeps naming the real class
     return type(name, (base,), {"__init__": __init__, "__module__": __name__, "__qualname__": name})

@@ -24,6 +24,7 @@ from PIL import Image
 
 from dogiqa.backends.base import BackendError, Prompt, RawOutput
 from dogiqa.backends.hf_compat import image_only_processor_class
+from dogiqa.backends.varlen_attention import use_for_vision_tower
 
 _DTYPES = {
     "float32": "float32",
@@ -96,8 +97,9 @@ class TransformersVLM:
         batch_size: int = 16,
         max_batch_tokens: int = 32768,
         revision: str | None = None,
-        prefix_cache: bool = True,
+        prefix_cache: bool = False,
         max_pad_fraction: float = 0.25,
+        vision_attention: str = "auto",
     ) -> None:
         if batch_size < 1 or max_batch_tokens < 1:
             raise BackendError("batch_size and max_batch_tokens must be >= 1")
@@ -109,7 +111,7 @@ class TransformersVLM:
         self.trust_remote_code = trust_remote_code
         self.device = self._pick_device(device)
         self._load(dtype)
-        self._init_state(prefix_cache)
+        self._init_state(prefix_cache, vision_attention)
 
     # ---------------------------------------------------------------- loading
     @staticmethod
@@ -211,7 +213,8 @@ class TransformersVLM:
         model_id: str,
         batch_size: int = 16,
         max_batch_tokens: int = 32768,
-        prefix_cache: bool = True,
+        prefix_cache: bool = False,
+        vision_attention: str = "auto",
     ) -> TransformersVLM:
         """A backend around an already-built model and processor (benchmarks, random large models)."""
         self = cls.__new__(cls)
@@ -223,10 +226,14 @@ class TransformersVLM:
         self.device, self.dtype = str(param.device), param.dtype
         self.model_type = getattr(model.config, "model_type", "")
         self._attach(model, processor)
-        self._init_state(prefix_cache)
+        self._init_state(prefix_cache, vision_attention)
         return self
 
-    def _init_state(self, prefix_cache: bool) -> None:
+    def _init_state(self, prefix_cache: bool, vision_attention: str = "auto") -> None:
+        if vision_attention not in ("auto", "default"):
+            raise BackendError(f"vision_attention must be auto or default, not {vision_attention!r}")
+        # "auto": one padded SDPA call per vision layer instead of one per attention window (same values)
+        self.varlen_vision = vision_attention == "auto" and use_for_vision_tower(self.model)
         self._proc_lock = threading.Lock()
         self._candidate_ids: dict[str, int] = {}
         self.calls = 0  # forward/generate calls made, for benchmarks
