@@ -175,7 +175,7 @@ def test_prefix_cache_equals_plain_forward(fixture: str, request: pytest.Fixture
 
 def test_prefix_cache_switches_off_when_wrong(tiny_qwen2vl_dir: Path, images: list, monkeypatch) -> None:
     """Fault injection: a cached path that returns shifted logits is detected and abandoned."""
-    backend = TransformersVLM(str(tiny_qwen2vl_dir), batch_size=4)
+    backend = TransformersVLM(str(tiny_qwen2vl_dir), batch_size=4, prefix_cache=True)
     real = backend._logits_with_prefix
 
     def broken(inputs: dict, prefix_ids: list[int]):
