@@ -58,6 +58,9 @@ def build_pipeline(
     owl3_mask: str | None = None,
     sam2_preset: str | None = None,
     keep_masks: bool = False,
+    max_batch_tokens: int | None = None,
+    prefix_cache: bool | None = None,
+    revision: str | None = None,
     base_url: str | None = None,
     api_key_env: str | None = None,
     concurrency: int | None = None,
@@ -86,6 +89,7 @@ def build_pipeline(
         b_opts["trust_remote_code"] = True
     if owl3_mask:
         b_opts["attention_mask"] = owl3_mask
+    b_opts.update(_opts(max_batch_tokens=max_batch_tokens, prefix_cache=prefix_cache, revision=revision))
     return DogIQA.from_preset(
         preset,
         **_opts(
@@ -164,6 +168,11 @@ def score(
     dtype: str = typer.Option(None, help="auto | float32 | float16 | bfloat16."),
     batch_size: int = typer.Option(None, help="Crops per model forward pass."),
     chunk_size: int = typer.Option(None, help="Images whose crops are batched together (default 8)."),
+    max_batch_tokens: int = typer.Option(None, help="Token budget of one forward pass (default 32768)."),
+    prefix_cache: bool = typer.Option(
+        None, "--prefix-cache/--no-prefix-cache", help="Reuse the KV cache of the prompt before the image."
+    ),
+    revision: str = typer.Option(None, help="Model revision (branch, tag or commit) on the hub."),
     max_pixels: int = typer.Option(None, help="Refuse images with more pixels (decompression bombs)."),
     trust_remote_code: bool = typer.Option(False, help="Allow a model's own Python code from the hub."),
     paper_compat: bool = typer.Option(
