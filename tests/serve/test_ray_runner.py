@@ -175,3 +175,23 @@ def test_cli_engine_ray(ray_cluster, module_chat_server, image_folder, tmp_path)
     assert len((out / "results.jsonl").read_text().splitlines()) == 7
     res = CliRunner().invoke(app, ["score", str(image_folder), "--engine", "ray", "-o", "x.jsonl", "--quiet"])
     assert res.exit_code == 2 and "directory" in res.output
+
+
+def test_list_sources_dataset_recipe(tmp_path) -> None:
+    from PIL import Image
+
+    from dogiqa.runners.ray import RayRunnerError
+
+    root = tmp_path / "koniq10k"
+    (root / "1024x768").mkdir(parents=True)
+    with (root / "koniq10k_scores_and_distributions.csv").open("w", newline="") as fh:
+        w = csv.writer(fh, quoting=csv.QUOTE_ALL)
+        w.writerow(["image_name", "c1", "c2", "c3", "c4", "c5", "c_total", "MOS", "SD", "MOS_zscore"])
+        for n in ("1.jpg", "2.jpg", "3.jpg"):
+            w.writerow([n, 0, 1, 2, 3, 4, 10, 3.0, 0.5, 60])
+    for n in ("1.jpg", "3.jpg"):  # 2.jpg is missing on disk
+        Image.new("RGB", (8, 8)).save(root / "1024x768" / n)
+    got = list_sources(f"koniq:{root}")
+    assert sorted(Path(p).name for p in got) == ["1.jpg", "3.jpg"]
+    with pytest.raises(RayRunnerError, match="koniq"):
+        list_sources(f"koniq:{tmp_path / 'nowhere'}")

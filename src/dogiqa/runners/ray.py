@@ -50,12 +50,17 @@ def _require_ray() -> Any:
 # -- sources ---------------------------------------------------------------------------------------------
 def list_sources(source: str | Path | Iterable[str | Path]) -> list[str]:
     """Image paths from a folder (recursive), a CSV or Parquet listing (a ``path`` column, else the first
-    column; relative paths are relative to the listing's folder), an image file, or an iterable of these."""
+    column; relative paths are relative to the listing's folder), an image file, a dataset recipe
+    ``NAME:ROOT`` (e.g. ``koniq:/data/koniq10k``: every labelled image found on disk), or an iterable of these."""
     from dogiqa.io import expand_paths
 
     items = [source] if isinstance(source, str | Path) else list(source)
     out: list[str] = []
     for item in items:
+        recipe = _dataset_recipe(str(item))
+        if recipe is not None:
+            out.extend(recipe)
+            continue
         path = Path(item)
         suffix = path.suffix.lower()
         if path.is_file() and suffix in (".csv", ".parquet", ".pq"):
@@ -64,6 +69,22 @@ def list_sources(source: str | Path | Iterable[str | Path]) -> list[str]:
         else:
             out.extend(str(p) for p in expand_paths([path]))
     return out
+
+
+def _dataset_recipe(item: str) -> list[str] | None:
+    """The image paths of ``NAME:ROOT`` when NAME is a known dataset (and ROOT not an existing file)."""
+    name, sep, root = item.partition(":")
+    if not sep or not root or Path(item).exists():
+        return None
+    from dogiqa.datasets import DatasetError, canonical_name, list_datasets, load_dataset
+
+    if canonical_name(name) not in list_datasets():
+        return None
+    try:
+        dataset = load_dataset(name, root=root)
+    except DatasetError as exc:
+        raise RayRunnerError(f"dataset recipe {item!r}: {exc}") from exc
+    return [str(it.path) for it in dataset.items if it.path is not None]
 
 
 def _pick_column(columns: list[str], listing: Path) -> str:
