@@ -69,11 +69,6 @@ class DogIQA:
         self.aggregation = get_aggregation(aggregation).with_weights(**(aggregation_options or {}))
         self.min_area, self.crop_mode, self.max_pixels = min_area, crop_mode, max_pixels
         self.chunk_size, self.keep_masks = max(1, chunk_size), keep_masks
-        self.segmenter = (
-            SEGMENTERS.build_accepting(segmenter, **(segmenter_options or {}))
-            if isinstance(segmenter, str)
-            else segmenter
-        )
         if isinstance(scorer, str):
             scorer = self._build_scorer(
                 scorer,
@@ -89,6 +84,12 @@ class DogIQA:
                 scorer_options or {},
             )
         self.scorer = scorer
+        # the segmenter after the scorer: a missing model is reported before any segmenter download
+        self.segmenter = (
+            SEGMENTERS.build_accepting(segmenter, **(segmenter_options or {}))
+            if isinstance(segmenter, str)
+            else segmenter
+        )
         self.levels = int(getattr(scorer, "levels", levels or 7))
         self.config = {
             "scorer": getattr(scorer, "name", type(scorer).__name__),

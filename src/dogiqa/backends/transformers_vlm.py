@@ -9,8 +9,6 @@ back in input order. A failing item becomes ``RawOutput(error=...)`` without fai
 from __future__ import annotations
 
 import inspect
-import os
-import socket
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -18,13 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from PIL import Image
 
 from dogiqa.backends.base import BackendError, Prompt, RawOutput
 from dogiqa.backends.hf_compat import image_only_processor_class
 from dogiqa.backends.varlen_attention import use_for_vision_tower
+from dogiqa.hub import hub_reachable, offline_help
 
 _DTYPES = {
     "float32": "float32",
@@ -55,28 +53,6 @@ class _Item:
     index: int
     image: Image.Image
     tokens: int
-
-
-def _offline_help(model: str) -> str:
-    local = f"./models/{model.split('/')[-1]}"
-    return (
-        f"cannot load model {model!r}: it is not a local folder and it could not be fetched from the "
-        "Hugging Face hub (no network, HF_HUB_OFFLINE set, or a wrong id). Download it once on a machine "
-        f"with network, e.g. `hf download {model} --local-dir {local}`, then pass that folder: "
-        f"`--model {local}` (Python: model={local!r})."
-    )
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """False when offline mode is set or the hub's host does not resolve/connect within ``timeout``."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 class TransformersVLM:
@@ -161,12 +137,12 @@ class TransformersVLM:
             if not is_local:
                 raise BackendError(f"invalid model id {self.source!r}: {exc}") from exc
             raise
-        if not _hub_reachable():  # fail fast instead of ~30 s of retries
-            raise BackendError(_offline_help(self.source) + " (the hub host cannot be reached)")
+        if not hub_reachable():  # fail fast instead of ~30 s of retries
+            raise BackendError(offline_help(self.source) + " (the hub host cannot be reached)")
         try:  # not in the local cache: the hub
             return loader.from_pretrained(self.source, **common)
         except (OSError, ValueError) as exc:
-            raise BackendError(_offline_help(self.source) + f" ({type(exc).__name__}: {exc})") from exc
+            raise BackendError(offline_help(self.source) + f" ({type(exc).__name__}: {exc})") from exc
 
     def _load(self, dtype: str) -> None:
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor

@@ -13,36 +13,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dogiqa.hub import ModelNotAvailableError, from_pretrained, offline_help
 from dogiqa.scorers.base import Crop, CropScore
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
 
-class ModelNotAvailableError(OSError):
-    """The requested CLIP checkpoint is neither a local folder nor in the Hugging Face cache (and offline)."""
-
-
 def _load(cls: Any, name: str, local_files_only: bool, **kwargs: Any) -> Any:
-    """``cls.from_pretrained`` trying local files first (fast offline), then the hub unless forbidden."""
-    try:
-        return cls.from_pretrained(name, local_files_only=True, **kwargs)
-    except OSError as first:
-        if local_files_only or Path(name).exists():
-            err = first
-        else:
-            try:
-                return cls.from_pretrained(name, **kwargs)
-            except OSError as second:
-                err = second
-    if Path(name).exists():
-        msg = f"CLIP-IQA: folder {name!r} has no loadable {cls.__name__} files ({err})"
-    else:
-        msg = (
-            f"CLIP-IQA: cannot load {cls.__name__} for {name!r}: it is not a local folder, not in the "
-            "Hugging Face cache, and the hub was not reachable or not allowed. Download it on a connected "
-            f"machine (`hf download {name}`) or pass the path of a local copy."
-        )
-    raise ModelNotAvailableError(msg) from err
+    """``cls.from_pretrained``: a folder, the local cache, then the hub unless ``local_files_only``."""
+    if local_files_only and not Path(name).exists():
+        try:
+            return cls.from_pretrained(name, local_files_only=True, **kwargs)
+        except OSError as exc:
+            raise ModelNotAvailableError(offline_help(name, "--clip-model")) from exc
+    return from_pretrained(cls, name, option="--clip-model", **kwargs)
 
 
 class CLIPIQAScorer:

@@ -9,7 +9,6 @@ No torchvision, no ``Sam2Processor``, no pipeline.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -230,9 +229,7 @@ def load_sam2_model(model: str, device: str = "cpu", dtype: str | None = "float3
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"SAM 2 model folder {path} has no config.json (transformers format needed)"
-            )
+            raise FileNotFoundError(f"SAM 2 model folder {path} has no config.json (transformers format needed)")
         net = Sam2Model.from_pretrained(str(path), dtype=torch_dtype)
     else:
         net = _load_from_hub(model, torch_dtype)
@@ -242,22 +239,9 @@ def load_sam2_model(model: str, device: str = "cpu", dtype: str | None = "float3
 def _load_from_hub(model_id: str, torch_dtype: torch.dtype) -> torch.nn.Module:
     from transformers import Sam2Model
 
-    try:
-        return Sam2Model.from_pretrained(model_id, dtype=torch_dtype, local_files_only=True)
-    except OSError:
-        pass
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
-    try:
-        if offline:
-            raise OSError("HF_HUB_OFFLINE is set")
-        return Sam2Model.from_pretrained(model_id, dtype=torch_dtype)
-    except Exception as exc:  # network errors come in many types
-        raise RuntimeError(
-            f"cannot load SAM 2 model {model_id!r}: not in the local Hugging Face cache and the hub is not "
-            f"reachable ({exc.__class__.__name__}: {exc}). On a connected machine run "
-            f"`huggingface-cli download {model_id} --local-dir /path/to/sam2` and pass that folder instead "
-            "(Sam2Segmenter(model='/path/to/sam2') or `--sam2-model /path/to/sam2`)."
-        ) from exc
+    from dogiqa.hub import from_pretrained
+
+    return from_pretrained(Sam2Model, model_id, option="--sam2-model", dtype=torch_dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from dogiqa.backends.mplug_owl3.processing import (
     MplugOwl3Processor,
     collate,
 )
+from dogiqa.hub import from_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class MplugOwl3Backend:
         from transformers import AutoTokenizer
 
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+            tokenizer = from_pretrained(AutoTokenizer, self.model_name)
         except Exception as exc:  # noqa: BLE001 - report any loading failure with the model named
             raise BackendError(f"{self.model_name}: cannot load the tokenizer ({exc})") from exc
         if IMAGE_TOKEN not in tokenizer.get_vocab():
@@ -89,7 +90,7 @@ class MplugOwl3Backend:
         if device != "cpu":  # "auto" spreads layers over the GPUs; "cuda:N" loads straight onto one
             kwargs["device_map"] = device
         try:
-            model = MplugOwl3Model.from_pretrained(self.model_name, **kwargs)
+            model = from_pretrained(MplugOwl3Model, self.model_name, **kwargs)
         except Exception as exc:  # noqa: BLE001
             raise BackendError(f"{self.model_name}: cannot load mPLUG-Owl3 weights ({exc})") from exc
         return model.eval()
