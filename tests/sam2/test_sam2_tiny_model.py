@@ -78,7 +78,9 @@ def test_bad_input_is_reported(segmenter):
 def test_missing_model_says_how_to_pass_a_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(RuntimeError, match="--sam2-model"):
+    from dogiqa.hub import ModelNotAvailableError
+
+    with pytest.raises(ModelNotAvailableError, match="--sam2-model"):
         Sam2Segmenter("nobody-here/no-such-sam2")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):
