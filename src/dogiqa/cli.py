@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from dogiqa.commands import options as opt
 from dogiqa.presets import PRESETS
 
 app = typer.Typer(
@@ -24,8 +25,6 @@ app = typer.Typer(
     help="Training-free image quality assessment with multimodal LLMs (Dog-IQA and beyond).",
 )
 console = Console(stderr=True)
-
-PRESET_HELP = "Pipeline preset: " + "; ".join(f"{k}: {v['description']}" for k, v in PRESETS.items())
 
 
 def _opts(**kwargs: Any) -> dict[str, Any]:
@@ -152,50 +151,46 @@ def progress_bar(disable: bool = False) -> Progress:
 @app.command()
 def score(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
-    preset: str = typer.Option("recommended", "--preset", "-p", help=PRESET_HELP),
-    model: str = typer.Option(None, "--model", "-m", help="Hub id or local folder of the VLM."),
-    backend: str = typer.Option(None, help="auto | transformers | mplug_owl3 | openai."),
-    segmenter: str = typer.Option(None, help="auto | sam2 | felzenszwalb | slic | none."),
-    standard: str = typer.Option(None, help="word | number | sentence | path to a .json/.yaml standard."),
-    levels: int = typer.Option(None, help="Number of levels K of the standard (word: 3, 5, 7, 9)."),
-    readout: str = typer.Option(None, help="int | expected | qalign | qbench."),
-    aggregation: str = typer.Option(None, help="paper | code | global | local | mean."),
-    c_max: float = typer.Option(None, help="c_max of the paper aggregation (default 71, SPAQ)."),
-    min_area: int = typer.Option(None, help="Minimum region area in pixels (default 1000)."),
-    crop_mode: str = typer.Option(None, help="bbox (the paper) | mask (black outside the mask; ablation)."),
+    preset: str = opt.PRESET,
+    model: str = opt.MODEL,
+    backend: str = opt.BACKEND,
+    segmenter: str = opt.SEGMENTER,
+    standard: str = opt.STANDARD,
+    levels: int = opt.LEVELS,
+    readout: str = opt.READOUT,
+    aggregation: str = opt.AGGREGATION,
+    c_max: float = opt.C_MAX,
+    min_area: int = opt.MIN_AREA,
+    crop_mode: str = opt.CROP_MODE,
     output: Path = typer.Option(None, "--output", "-o", help="Write records to FILE.jsonl or FILE.csv."),
-    device: str = typer.Option(None, help="cpu | cuda | cuda:1 | mps ..."),
-    dtype: str = typer.Option(None, help="auto | float32 | float16 | bfloat16."),
-    batch_size: int = typer.Option(None, help="Crops per model forward pass."),
-    chunk_size: int = typer.Option(None, help="Images whose crops are batched together (default 8)."),
-    max_batch_tokens: int = typer.Option(None, help="Token budget of one forward pass (default 32768)."),
-    prefix_cache: bool = typer.Option(
-        None, "--prefix-cache/--no-prefix-cache", help="Reuse the KV cache of the prompt before the image."
-    ),
-    revision: str = typer.Option(None, help="Model revision (branch, tag or commit) on the hub."),
-    max_pixels: int = typer.Option(None, help="Refuse images with more pixels (decompression bombs)."),
-    trust_remote_code: bool = typer.Option(False, help="Allow a model's own Python code from the hub."),
-    paper_compat: bool = typer.Option(
-        None, "--paper-compat/--no-paper-compat", help="Invalid answers score 1, like the authors' code."
-    ),
-    scorer: str = typer.Option(None, help="mllm (default) | niqe | brisque | piqe | clipiqa."),
-    clip_model: str = typer.Option(None, help="CLIP hub id or local folder for --scorer clipiqa."),
-    owl3_mask: str = typer.Option(None, help="mPLUG-Owl3: paper (the original's mask) | fixed."),
-    sam2_model: str = typer.Option(None, help="SAM2 hub id or local folder."),
-    small_regions: str = typer.Option(None, help="SAM2 small-region step: skip (CPU, default) | fill."),
-    sam2_preset: str = typer.Option(None, help="SAM2 generator parameters: paper (default) | sam2-default."),
+    device: str = opt.DEVICE,
+    dtype: str = opt.DTYPE,
+    batch_size: int = opt.BATCH_SIZE,
+    chunk_size: int = opt.CHUNK_SIZE,
+    max_batch_tokens: int = opt.MAX_BATCH_TOKENS,
+    prefix_cache: bool = opt.PREFIX_CACHE,
+    revision: str = opt.REVISION,
+    max_pixels: int = opt.MAX_PIXELS,
+    trust_remote_code: bool = opt.TRUST_REMOTE_CODE,
+    paper_compat: bool = opt.PAPER_COMPAT,
+    scorer: str = opt.SCORER,
+    clip_model: str = opt.CLIP_MODEL,
+    owl3_mask: str = opt.OWL3_MASK,
+    sam2_model: str = opt.SAM2_MODEL,
+    small_regions: str = opt.SMALL_REGIONS,
+    sam2_preset: str = opt.SAM2_PRESET,
     report: Path = typer.Option(None, help="Write a region overlay PNG per image and an HTML page here."),
-    base_url: str = typer.Option(None, help="--backend openai: the server's API root, e.g. http://HOST:8000/v1."),
-    api_key_env: str = typer.Option(None, help="--backend openai: variable holding the API key (OPENAI_API_KEY)."),
-    concurrency: int = typer.Option(None, help="--backend openai: requests in flight (default 8)."),
-    timeout: float = typer.Option(None, help="--backend openai: seconds per request (default 60)."),
-    max_retries: int = typer.Option(None, help="--backend openai: retries on 429/5xx/timeouts (default 5)."),
+    base_url: str = opt.BASE_URL,
+    api_key_env: str = opt.API_KEY_ENV,
+    concurrency: int = opt.CONCURRENCY,
+    timeout: float = opt.TIMEOUT,
+    max_retries: int = opt.MAX_RETRIES,
     engine: str = typer.Option("local", help="local | ray (Ray Data; --output is then a directory)."),
     address: str = typer.Option("local", help="--engine ray: local (start one here) | auto | ray://HOST:10001."),
     num_workers: int = typer.Option(2, help="--engine ray: actors, each holding one pipeline (model replica)."),
     gpus_per_worker: float = typer.Option(0.0, help="--engine ray: GPUs per actor (0.5: two per GPU)."),
     jsonl: bool = typer.Option(False, help="--engine ray: also write DIR/results.jsonl."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+    quiet: bool = opt.QUIET,
 ) -> None:
     """Score images; one record per image (global score, regions, final score)."""
     from dogiqa.io import expand_paths
@@ -279,20 +274,20 @@ def _score_ray(
 def show(
     image: Path = typer.Argument(..., help="The image to score and draw."),
     out: Path = typer.Option(None, "--out", help="PNG to write (default: IMAGE_dogiqa.png beside the image)."),
-    preset: str = typer.Option("recommended", "--preset", "-p", help=PRESET_HELP),
-    model: str = typer.Option(None, "--model", "-m", help="Hub id or local folder of the VLM."),
-    backend: str = typer.Option(None, help="auto | transformers | mplug_owl3 | openai."),
-    segmenter: str = typer.Option(None, help="auto | sam2 | felzenszwalb | slic | none."),
-    standard: str = typer.Option(None, help="word | number | sentence | path to a .json/.yaml standard."),
-    levels: int = typer.Option(None, help="Number of levels K of the standard."),
-    readout: str = typer.Option(None, help="int | expected | qalign | qbench."),
-    aggregation: str = typer.Option(None, help="paper | code | global | local | mean."),
-    min_area: int = typer.Option(None, help="Minimum region area in pixels (default 1000)."),
-    device: str = typer.Option(None, help="cpu | cuda | cuda:1 | mps ..."),
-    dtype: str = typer.Option(None, help="auto | float32 | float16 | bfloat16."),
-    scorer: str = typer.Option(None, help="mllm (default) | niqe | brisque | piqe | clipiqa."),
-    sam2_model: str = typer.Option(None, help="SAM2 hub id or local folder."),
-    small_regions: str = typer.Option(None, help="SAM2 small-region step: skip | fill."),
+    preset: str = opt.PRESET,
+    model: str = opt.MODEL,
+    backend: str = opt.BACKEND,
+    segmenter: str = opt.SEGMENTER,
+    standard: str = opt.STANDARD,
+    levels: int = opt.LEVELS,
+    readout: str = opt.READOUT,
+    aggregation: str = opt.AGGREGATION,
+    min_area: int = opt.MIN_AREA,
+    device: str = opt.DEVICE,
+    dtype: str = opt.DTYPE,
+    scorer: str = opt.SCORER,
+    sam2_model: str = opt.SAM2_MODEL,
+    small_regions: str = opt.SMALL_REGIONS,
 ) -> None:
     """Score one image and draw its regions and scores (like the paper's Figure 5)."""
     from dogiqa.io import load_image

@@ -31,6 +31,7 @@ import typer
 
 from dogiqa.aggregate import Aggregation, get_aggregation
 from dogiqa.cache import CacheError, RawCache, image_hash, run_key
+from dogiqa.commands import options as opt
 from dogiqa.datasets import DatasetError, LabelledDataset, load_dataset
 from dogiqa.evaluate import clean_json, evaluate_predictions
 from dogiqa.results import ImageResult
@@ -287,31 +288,42 @@ def eval_command(
     reaggregate_only: bool = typer.Option(
         False, "--reaggregate", help="Recompute final scores for --aggregation from the cache; no model."
     ),
-    aggregation: str = typer.Option(None, help="paper | code | global | local | mean."),
-    preset: str = typer.Option("recommended", "--preset", "-p", help="Pipeline preset (see `dogiqa presets`)."),
+    aggregation: str = opt.AGGREGATION,
+    preset: str = opt.PRESET,
     method: str = typer.Option(None, help="Row name in the summary table (default: '<preset>-<aggregation>')."),
-    model: str = typer.Option(None, "--model", "-m", help="Hub id or local folder of the VLM."),
-    backend: str = typer.Option(None, help="auto | transformers | mplug_owl3 | openai."),
-    segmenter: str = typer.Option(None, help="auto | sam2 | felzenszwalb | slic | none."),
-    standard: str = typer.Option(None, help="word | number | sentence | path to a .json/.yaml standard."),
-    levels: int = typer.Option(None, help="Number of levels K of the standard."),
-    readout: str = typer.Option(None, help="int | expected | qalign | qbench."),
-    c_max: float = typer.Option(None, help="c_max of the paper aggregation (default 71, SPAQ)."),
+    model: str = opt.MODEL,
+    backend: str = opt.BACKEND,
+    segmenter: str = opt.SEGMENTER,
+    standard: str = opt.STANDARD,
+    levels: int = opt.LEVELS,
+    readout: str = opt.READOUT,
+    c_max: float = opt.C_MAX,
     c_max_from_data: bool = typer.Option(
         False, "--c-max-from-data", help="Paper aggregation: c_max = the largest region count of this dataset."
     ),
-    min_area: int = typer.Option(None, help="Minimum region area in pixels (default 1000)."),
-    crop_mode: str = typer.Option(None, help="bbox (the paper) | mask."),
-    device: str = typer.Option(None, help="cpu | cuda | cuda:1 | mps ..."),
-    dtype: str = typer.Option(None, help="auto | float32 | float16 | bfloat16."),
-    batch_size: int = typer.Option(None, help="Crops per model forward pass."),
-    chunk_size: int = typer.Option(None, help="Images whose crops are batched together (default 8)."),
-    max_pixels: int = typer.Option(None, help="Refuse images with more pixels."),
-    trust_remote_code: bool = typer.Option(False, help="Allow a model's own Python code from the hub."),
-    paper_compat: bool = typer.Option(None, "--paper-compat/--no-paper-compat", help="Invalid answers score 1."),
-    sam2_model: str = typer.Option(None, help="SAM2 hub id or local folder."),
-    small_regions: str = typer.Option(None, help="SAM2 small-region step: skip | fill."),
-    scorer: str = typer.Option(None, help="mllm (default) or a classical scorer: niqe | brisque | piqe."),
+    min_area: int = opt.MIN_AREA,
+    crop_mode: str = opt.CROP_MODE,
+    device: str = opt.DEVICE,
+    dtype: str = opt.DTYPE,
+    batch_size: int = opt.BATCH_SIZE,
+    chunk_size: int = opt.CHUNK_SIZE,
+    max_batch_tokens: int = opt.MAX_BATCH_TOKENS,
+    prefix_cache: bool = opt.PREFIX_CACHE,
+    revision: str = opt.REVISION,
+    max_pixels: int = opt.MAX_PIXELS,
+    trust_remote_code: bool = opt.TRUST_REMOTE_CODE,
+    paper_compat: bool = opt.PAPER_COMPAT,
+    scorer: str = opt.SCORER,
+    clip_model: str = opt.CLIP_MODEL,
+    owl3_mask: str = opt.OWL3_MASK,
+    sam2_model: str = opt.SAM2_MODEL,
+    small_regions: str = opt.SMALL_REGIONS,
+    sam2_preset: str = opt.SAM2_PRESET,
+    base_url: str = opt.BASE_URL,
+    api_key_env: str = opt.API_KEY_ENV,
+    concurrency: int = opt.CONCURRENCY,
+    timeout: float = opt.TIMEOUT,
+    max_retries: int = opt.MAX_RETRIES,
     cache_path: Path = typer.Option(None, "--cache", help="Cache file (default: <output-dir>/cache.sqlite)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip images finished by an earlier run."),
     limit: int = typer.Option(None, help="Only the first N labelled images (smoke runs)."),
@@ -322,7 +334,7 @@ def eval_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Evaluate a pipeline on a labelled dataset: records, metrics (SRCC/PLCC/...), table and plot."""
-    from dogiqa.cli import console, load_or_exit, progress_bar
+    from dogiqa.cli import console, load_or_exit, pipeline_options, progress_bar
 
     if missing not in ("drop", "paper"):
         raise typer.BadParameter("use 'drop' or 'paper'", param_hint="--missing")
@@ -337,13 +349,7 @@ def eval_command(
         console.print(f"[yellow]missing image[/yellow] {name} (listed in {ds.label_file}, not under {root})")
     if len(ds.missing) > 10:
         console.print(f"[yellow]... {len(ds.missing)} labelled images missing on disk in all[/yellow]")
-    pipeline_opts = dict(
-        preset=preset, model=model, backend=backend, segmenter=segmenter, standard=standard, levels=levels,
-        readout=readout, aggregation=aggregation, c_max=c_max, min_area=min_area, crop_mode=crop_mode,
-        device=device, dtype=dtype, batch_size=batch_size, chunk_size=chunk_size, max_pixels=max_pixels,
-        trust_remote_code=trust_remote_code, paper_compat=paper_compat, sam2_model=sam2_model,
-        small_regions=small_regions, scorer=scorer,
-    )  # fmt: skip
+    pipeline_opts = pipeline_options(locals())
     request = {k: v for k, v in pipeline_opts.items() if v is not None and k != "trust_remote_code"}
     agg_name = aggregation or _preset_aggregation(preset)
     label = method or f"{preset}-{agg_name}"
