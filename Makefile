@@ -23,7 +23,8 @@ test: install
 
 demo: install
 	$(BIN)/python -m dogiqa.demo demo-images > /dev/null
-	$(BIN)/dogiqa score demo-images --output demo-out/scores.jsonl $(if $(MODEL),--model $(MODEL)) $(DEMO_ARGS)
+	@$(BIN)/dogiqa score demo-images --output demo-out/scores.jsonl $(if $(MODEL),--model $(MODEL)) $(DEMO_ARGS) \
+	  || { s=$$?; [ $$s -ne 2 ] || echo "hint: make demo MODEL=/path/to/local/model-folder (README: Local model folders)"; exit $$s; }
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
