@@ -227,3 +227,19 @@ def test_eval_usage_errors(koniq_root: Path, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "koniq10k_scores_and_distributions.csv" in r.output
     r = runner.invoke(_app(), ["eval", "-d", "koniq", "-o", str(tmp_path)])
     assert r.exit_code != 0 and "--root" in r.output
+
+
+def test_lower_is_better_scorer_is_negated_and_gets_its_own_row(koniq_root: Path, tmp_path: Path) -> None:
+    from scipy import stats
+
+    out = tmp_path / "out"
+    report = _eval(["--dataset", "koniq", "--root", str(koniq_root), "-o", str(out), "--scorer", "piqe",
+                    "--segmenter", "none", "--aggregation", "global"])  # fmt: skip
+    assert report["negated"] is True and report["method"] == "piqe-global"
+    scores = _scores(out / "records-koniq-piqe-global.jsonl")
+    mos = {f"{5000 + i}.jpg": 4.5 - 0.4 * i for i in range(N_IMAGES)}
+    names = sorted(mos)
+    expected = stats.spearmanr([-scores[n] for n in names], [mos[n] for n in names]).statistic
+    assert report["srcc"] == pytest.approx(expected, abs=1e-4)
+    table = (out / "table.md").read_text()
+    assert "| piqe-global |" in table and "negated score" in table

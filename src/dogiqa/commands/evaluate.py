@@ -237,7 +237,9 @@ def summarize(
     from dogiqa.report.table import table_from_metrics_files
 
     tag = slug(f"{ds.name}-{method}")
-    preds = {r.path: r.score for r in run.records}
+    config = run.records[0].config if run.records else {}
+    sign = 1.0 if scorer_higher_is_better(config.get("scorer")) else -1.0  # NIQE & co: correlate -score
+    preds = {r.path: None if r.score is None else sign * r.score for r in run.records}
     report = evaluate_predictions(preds, ds, missing=missing, n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
     failures = [r.error for r in run.records if r.error]
     report.update(
@@ -247,7 +249,8 @@ def summarize(
         failed=run.failed,
         failures=failures[:20],
         invalid_answers=sum(r.invalid for r in run.records),
-        config=run.records[0].config if run.records else {},
+        negated=sign < 0,
+        config=config,
         **run.extra,
     )
     run.report = clean_json(report)
@@ -258,9 +261,24 @@ def summarize(
     if plot:
         run.files["plot"] = _plot(run, ds, out_dir / f"scatter-{tag}.png", f"{ds.name}: {method}")
     table = table_from_metrics_files(sorted(out_dir.glob("metrics-*.json")))
-    table.add_paper(["Dog-IQA"])  # the published row, for the datasets in the table
+    table.add_paper(["Dog-IQA", *paper_rows_for(table)])  # the published rows, for the datasets in the table
     run.files["table_md"], run.files["table_csv"] = table.write(out_dir / "table")
     return run
+
+
+def scorer_higher_is_better(name: str | None) -> bool:
+    """The direction of a scorer by registry name (the MLLM scorer and unknown names: higher is better)."""
+    from dogiqa.registry import SCORERS
+
+    if not name or name == "mllm" or name not in SCORERS.names():
+        return True
+    return bool(getattr(SCORERS.resolve(name), "higher_is_better", True))
+
+
+def paper_rows_for(table: Any) -> list[str]:
+    """The paper's baseline rows matching the scorers in the table (``niqe-...`` -> ``NIQE``)."""
+    names = {"niqe": "NIQE", "brisque": "BRISQUE", "clipiqa": "CLIP-IQA"}
+    return [paper for key, paper in names.items() if any(m.startswith(key) for m in table.cells)]
 
 
 def _plot(run: EvalRun, ds: LabelledDataset, path: Path, title: str) -> Path | None:
@@ -352,7 +370,7 @@ def eval_command(
     pipeline_opts = pipeline_options(locals())
     request = {k: v for k, v in pipeline_opts.items() if v is not None and k != "trust_remote_code"}
     agg_name = aggregation or _preset_aggregation(preset)
-    label = method or f"{preset}-{agg_name}"
+    label = method or f"{scorer if scorer not in (None, 'mllm') else preset}-{agg_name}"
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         cache = RawCache(cache_path or output_dir / "cache.sqlite")

@@ -62,6 +62,7 @@ class SummaryTable:
 
     decimals: int = 3
     cells: dict[str, dict[str, tuple[float | None, float | None]]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # method -> footnote
 
     def add(self, method: str, dataset: str, srcc: float | None, plcc: float | None) -> None:
         self.cells.setdefault(method, {})[dataset] = (srcc, plcc)
@@ -104,7 +105,8 @@ class SummaryTable:
         rows = self.rows()
         lines = ["| " + " | ".join(rows[0]) + " |", "| " + " | ".join("---" for _ in rows[0]) + " |"]
         lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-        return "\n".join(lines)
+        notes = [f"- {m}: {n}" for m, n in self.notes.items() if m in self.cells]
+        return "\n".join(lines + ([""] + notes if notes else []))
 
     def to_csv(self, split: bool = False) -> str:
         """CSV text: cells "SRCC / PLCC", or with ``split`` two numeric columns per dataset."""
@@ -136,6 +138,23 @@ def table_from_metrics_files(paths: Iterable[Path | str], decimals: int = 3) -> 
     for path in paths:
         path = Path(path)
         report = json.loads(path.read_text(encoding="utf-8"))
-        method = report.get("method") or report.get("preset") or path.parent.name
-        table.add_report(str(method), report)
+        method = str(report.get("method") or report.get("preset") or path.parent.name)
+        table.add_report(method, report)
+        note = method_note(report)
+        if note:
+            table.notes[method] = note
     return table
+
+
+def method_note(report: Mapping[str, Any]) -> str:
+    """What a reader must know about a row: the sign convention and the baselines' provenance."""
+    scorer = (report.get("config") or {}).get("scorer")
+    parts = ["lower is better: SRCC/PLCC of the negated score"] if report.get("negated") else []
+    if scorer == "brisque":
+        parts.append("BRISQUE with OpenCV's LIVE-trained model (the MATLAB release's allmodel is not available)")
+    if scorer == "clipiqa":
+        parts.append(
+            "CLIP-IQA on the checkpoint in the run's config; the published CLIP-IQA numbers used "
+            "OpenAI's ResNet-50 CLIP with its positional embedding removed"
+        )
+    return "; ".join(parts)
