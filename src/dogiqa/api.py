@@ -69,20 +69,16 @@ class DogIQA:
         self.aggregation = get_aggregation(aggregation).with_weights(**(aggregation_options or {}))
         self.min_area, self.crop_mode, self.max_pixels = min_area, crop_mode, max_pixels
         self.chunk_size, self.keep_masks = max(1, chunk_size), keep_masks
-        if isinstance(scorer, str):
-            scorer = self._build_scorer(
-                scorer,
-                model,
+        if isinstance(scorer, str) and scorer != "mllm":
+            scorer = SCORERS.build_accepting(scorer, **{"device": device, **(scorer_options or {})})
+        elif isinstance(scorer, str):
+            scorer = _mllm_scorer(
+                model or DEFAULT_MODEL,
                 backend,
-                standard,
-                levels,
-                readout,
-                paper_whitespace,
-                invalid_as_one,
-                cache,
                 dict(device=device, dtype=dtype, batch_size=batch_size, **(backend_options or {})),
-                scorer_options or {},
-            )
+                dict(standard=standard, readout=readout, levels=levels, paper_whitespace=paper_whitespace,
+                     invalid_as_one=invalid_as_one, cache=cache),
+            )  # fmt: skip
         self.scorer = scorer
         # the segmenter after the scorer: a missing model is reported before any segmenter download
         self.segmenter = (
@@ -102,37 +98,6 @@ class DogIQA:
             "min_area": min_area,
             "crop_mode": crop_mode,
         }
-
-    @staticmethod
-    def _build_scorer(
-        name,
-        model,
-        backend,
-        standard,
-        levels,
-        readout,
-        paper_whitespace,
-        invalid_as_one,
-        cache,
-        backend_kwargs,
-        scorer_options,
-    ) -> Scorer:
-        if name != "mllm":
-            device = backend_kwargs.get("device")
-            return SCORERS.build_accepting(name, **{"device": device, **scorer_options})
-        from dogiqa.backends import load_backend
-        from dogiqa.scorers.mllm import MLLMScorer
-
-        engine = load_backend(model or DEFAULT_MODEL, backend, **backend_kwargs)
-        return MLLMScorer(
-            engine,
-            standard=standard,
-            readout=readout,
-            levels=levels,
-            paper_whitespace=paper_whitespace,
-            invalid_as_one=invalid_as_one,
-            cache=cache,
-        )
 
     @classmethod
     def from_preset(cls, name: str = "recommended", **overrides: Any) -> DogIQA:
@@ -261,6 +226,14 @@ class DogIQA:
             result.error = (
                 f"{result.path}: no final score: the answers the preset needs were invalid ({result.invalid} invalid)"
             )
+
+
+def _mllm_scorer(model: str, backend: str, backend_kwargs: dict[str, Any], scorer_kwargs: dict[str, Any]) -> Scorer:
+    """The MLLM scorer: a backend loaded once, wrapped with a standard and a readout."""
+    from dogiqa.backends import load_backend
+    from dogiqa.scorers.mllm import MLLMScorer
+
+    return MLLMScorer(load_backend(model, backend, **backend_kwargs), **scorer_kwargs)
 
 
 def finalize(
