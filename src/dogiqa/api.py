@@ -27,7 +27,6 @@ class _Job:
     """One image on its way through the pipeline."""
 
     result: ImageResult
-    image: Image.Image | None = None
     regions: list[Region] = field(default_factory=list)
     crops: list[Crop] = field(default_factory=list)
 
@@ -167,7 +166,7 @@ class DogIQA:
             job.result.error = str(exc)
             return job
         t1 = time.perf_counter()
-        job.image, (job.result.width, job.result.height) = image, image.size
+        job.result.width, job.result.height = image.size
         key = content_hash(image)
         if self.aggregation.uses_global:
             whole = (0, 0, image.width, image.height)  # same key as a whole-image region: asked once per prompt

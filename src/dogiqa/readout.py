@@ -57,7 +57,6 @@ class Readout:
     """How a crop's raw output becomes a score, and which prompt and tokens it needs."""
 
     name: str
-    needs_text: bool = False
     higher_is_better: bool = True
 
     def levels(self, standard: Standard) -> int:
@@ -116,7 +115,7 @@ class Readout:
 
 
 READOUTS = {
-    "int": Readout("int", needs_text=True),
+    "int": Readout("int"),
     "expected": Readout("expected"),
     "qalign": Readout("qalign"),
     "qbench": Readout("qbench"),

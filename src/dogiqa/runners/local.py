@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,6 @@ def run_local(
     on_result: Callable[[ImageResult], None] | None = None,
 ) -> RunSummary:
     """Score every source; write each record to ``output`` (.jsonl/.csv) as soon as it is ready."""
-    import time
-
     summary = RunSummary()
     start = time.perf_counter()
     writer = ResultWriter(output) if output else None
