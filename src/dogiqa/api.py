@@ -18,8 +18,9 @@ from dogiqa.registry import SCORERS, SEGMENTERS
 from dogiqa.results import ImageResult, RegionRecord
 from dogiqa.scorers.base import Crop, CropScore, Scorer
 from dogiqa.segmenters.base import Segmenter
+from dogiqa.sources import Item, as_items
 
-Source = str | Path | Image.Image
+Source = str | Path | bytes | Image.Image | dict[str, Any] | Item
 
 
 @dataclass
@@ -112,14 +113,17 @@ class DogIQA:
 
     # -- one image ---------------------------------------------------------------------------------------
     def score(self, source: Source) -> ImageResult:
-        """Score one image (path or PIL image). Errors are recorded in the result, never raised."""
+        """Score one image (path, bytes or PIL image). Errors are recorded in the result, never raised."""
         return next(self.score_many([source]))
 
     # -- many images -------------------------------------------------------------------------------------
-    def score_many(self, sources: Iterable[Source]) -> Iterator[ImageResult]:
-        """Stream results in input order; crops of ``chunk_size`` images go to the scorer together."""
-        chunk: list[Source] = []
-        for source in sources:
+    def score_many(self, sources: Iterable[Source] | Any) -> Iterator[ImageResult]:
+        """Stream results in input order; crops of ``chunk_size`` images go to the scorer together.
+
+        ``sources``: paths, bytes, PIL images, row dicts, :class:`dogiqa.sources.Item` s, or a
+        ``datasets.Dataset``; every record gets a stable ``key`` (see :func:`dogiqa.sources.as_items`)."""
+        chunk: list[Item] = []
+        for source in as_items(sources):
             chunk.append(source)
             if len(chunk) >= self.chunk_size:
                 yield from self._score_chunk(chunk)
@@ -127,7 +131,7 @@ class DogIQA:
         if chunk:
             yield from self._score_chunk(chunk)
 
-    def _score_chunk(self, sources: list[Source]) -> list[ImageResult]:
+    def _score_chunk(self, sources: list[Item]) -> list[ImageResult]:
         jobs = [self._prepare(s) for s in sources]
         live = [j for j in jobs if j.result.error is None]
         start = time.perf_counter()
@@ -156,14 +160,17 @@ class DogIQA:
             job.result.error = f"{job.result.path}: scoring failed: {type(exc).__name__}: {exc}"
             return None
 
-    def _prepare(self, source: Source) -> _Job:
-        path = str(source) if not isinstance(source, Image.Image) else getattr(source, "filename", "") or "<image>"
-        job = _Job(ImageResult(path=path, config=self.config))
+    def _prepare(self, item: Item) -> _Job:
+        path = item.path
+        job = _Job(ImageResult(path=path, key=item.key, source=item.source, columns=item.columns, config=self.config))
+        if item.error is not None or item.image is None:
+            job.result.error = item.error or f"{path}: no image"
+            return job
         t0 = time.perf_counter()
         try:
-            image = load_image(source, self.max_pixels)
+            image = load_image(item.image, self.max_pixels)
         except ImageLoadError as exc:
-            job.result.error = str(exc)
+            job.result.error = str(exc) if isinstance(item.image, str | Path) else f"{path}: {exc.reason}"
             return job
         t1 = time.perf_counter()
         job.result.width, job.result.height = image.size

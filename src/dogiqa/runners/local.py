@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dogiqa.api import DogIQA, Source
 from dogiqa.results import ImageResult
-from dogiqa.sinks import ResultWriter
+from dogiqa.sinks import open_writer
 
 
 @dataclass
@@ -37,10 +37,10 @@ def run_local(
     output: str | Path | None = None,
     on_result: Callable[[ImageResult], None] | None = None,
 ) -> RunSummary:
-    """Score every source; write each record to ``output`` (.jsonl/.csv) as soon as it is ready."""
+    """Score every source; write each record to ``output`` (.jsonl/.csv as soon as it is ready; .parquet)."""
     summary = RunSummary()
     start = time.perf_counter()
-    writer = ResultWriter(output) if output else None
+    writer = open_writer(output) if output else None
     try:
         for result in iqa.score_many(sources):
             summary.add(result)
