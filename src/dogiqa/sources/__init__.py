@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from dogiqa.sources.base import Item, SourceError, dedupe, describe, file_item, item_ident
+from dogiqa.sources.base import Item, SourceError, dedupe, describe, file_item, item_ident, resolved
 from dogiqa.sources.files import iter_files
 from dogiqa.sources.shards import expand_shards, is_shard_spec, iter_shard, shard_keys
 from dogiqa.sources.tables import (
@@ -100,10 +100,7 @@ def _open_one(spec: str, opts: SourceOptions) -> Iterator[Item]:
     elif hf.is_hf_spec(spec):
         ds = hf.load(spec, opts.split)
         yield from hf.iter_dataset(ds, _hf_source(spec, opts), opts.image_column, opts.key_column, opts.keep_columns)
-    else:
-        if opts.keep_columns and Path(spec).is_dir():
-            raise SourceError(f"{spec}: --keep-columns applies to tables, shards and datasets, not folders",
-                              setting="--keep-columns")  # fmt: skip
+    else:  # loose files have no columns to keep
         yield from iter_files(spec)
 
 
@@ -116,7 +113,7 @@ def _hf_source(spec: str, opts: SourceOptions) -> str:
 
     path, split = hf.parse_spec(spec)
     split = split or opts.split
-    return f"hf:{Path(path).resolve()}" + (f":{split}" if split else "")
+    return f"hf:{resolved(path)}" + (f":{split}" if split else "")
 
 
 # -- Python objects -> items -----------------------------------------------------------------------------
@@ -203,11 +200,11 @@ def plan_units(specs: Iterable[str | Path], options: SourceOptions | None = None
     for spec in map(str, specs):
         if is_shard_spec(spec):
             for shard in expand_shards(spec):
-                units.append(Unit("shard", shard, keys=shard_keys(shard), source=shard))
+                units.append(Unit("shard", shard, keys=shard_keys(shard), source=resolved(shard)))
         elif is_table_spec(spec) and Path(spec).is_file():
             cols = _table_columns(spec, opts)
             for part in table_parts(spec):
-                src = None if cols.paths and cols.key is None else spec
+                src = None if cols.paths and cols.key is None else resolved(spec)
                 units.append(Unit("table", spec, group=part.group, start=part.first_row,
                                   keys=part_keys(part, cols), source=src))  # fmt: skip
         elif hf.is_hf_spec(spec):

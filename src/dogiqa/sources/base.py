@@ -45,14 +45,17 @@ def item_ident(source: str | None, key: str) -> str:
     return key if not source else f"{source}#{key}"
 
 
-def file_item(path: str | Path) -> Item:
-    """A loose image file: key = resolved path (so ``imgs/a.png`` and ``/abs/imgs/a.png`` are one item)."""
-    p = Path(path)
+def resolved(path: str | Path) -> str:
+    """The absolute, symlink-free name of a file (so ``imgs/a.png`` and ``/abs/imgs/a.png`` are one input)."""
     try:
-        key = str(p.resolve())
+        return str(Path(path).resolve())
     except (OSError, RuntimeError):  # a symlink loop: keep the name, loading reports the problem
-        key = str(p.absolute())
-    return Item(key=key, image=p, path=str(path))
+        return str(Path(path).absolute())
+
+
+def file_item(path: str | Path) -> Item:
+    """A loose image file: key = resolved path."""
+    return Item(key=resolved(path), image=Path(path), path=str(path))
 
 
 def dedupe(items: Iterable[Item]) -> Iterator[Item]:

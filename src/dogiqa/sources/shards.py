@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from dogiqa.sources.base import Item, SourceError
+from dogiqa.sources.base import Item, SourceError, resolved
 
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "ppm", "pgm", "bmp", "tif", "tiff", "gif", "jxl", "avif", "jfif")
@@ -65,7 +65,7 @@ def _pick_image(exts: Iterable[str], image_ext: str | None) -> str | None:
 
 
 def _sample_item(
-    shard: str, key: str, members: dict[str, bytes], image_ext: str | None, keep: tuple[str, ...]
+    shard: str, source: str, key: str, members: dict[str, bytes], image_ext: str | None, keep: tuple[str, ...]
 ) -> Item:
     path = f"{shard}#{key}"
     columns = {c: _text(members.get(c.lower())) for c in keep}
@@ -73,8 +73,8 @@ def _sample_item(
     if ext is None:
         want = f"a .{image_ext} member" if image_ext else "an image member"
         found = ", ".join(sorted(members)) or "none"
-        return Item(key, None, path, shard, columns, error=f"{path}: sample has no {want} (members: {found})")
-    return Item(key, members[ext], f"{path}.{ext}", shard, columns)
+        return Item(key, None, path, source, columns, error=f"{path}: the sample lacks {want} (members: {found})")
+    return Item(key, members[ext], f"{path}.{ext}", source, columns)
 
 
 def _text(data: bytes | None) -> str | None:
@@ -89,11 +89,19 @@ def iter_shard(
     """The samples of one shard in order (samples whose key is in ``skip`` are passed over unread)."""
     shard = str(shard)
     keep = tuple(keep_columns)
+    source = resolved(shard)  # the record's source: the same shard however it was named
     for key, members, error in _samples(shard, read=True, skip=skip or set()):
         if error is not None:
-            yield Item(key, None, shard, shard, error=error)
+            yield Item(key, None, shard, source, error=error)
         elif members is not None:
-            yield _sample_item(shard, key, members, image_ext, keep)
+            yield _sample_item(shard, source, key, members, image_ext, keep)
+
+
+def _check_end(shard: str, tar: tarfile.TarFile) -> None:
+    """An uncompressed tar ends with two zero blocks after its last member; a file cut short has not (a
+    compressed one is checked by its decompressor)."""
+    if shard.lower().endswith(".tar") and Path(shard).stat().st_size - tar.offset < 2 * tarfile.BLOCKSIZE:
+        raise tarfile.ReadError("the file ends without the end-of-archive blocks: it was cut short")
 
 
 def shard_keys(shard: str | Path) -> list[str]:
@@ -122,7 +130,10 @@ def _samples(shard: str, read: bool, skip: set[str]) -> Iterator[tuple[str, dict
                     members = {} if read and k not in skip else None
                 if members is not None:
                     fh = tar.extractfile(info)
-                    members[ext] = fh.read() if fh else b""
+                    members[ext] = data = fh.read() if fh else b""
+                    if len(data) < info.size:
+                        raise tarfile.ReadError(f"member {info.name} is cut short")
+            _check_end(shard, tar)
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         where = f"in sample {key!r}" if key is not None else "before the first sample"
         yield key or "", None, f"{shard}: truncated or corrupt shard {where} ({exc})"

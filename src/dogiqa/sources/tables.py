@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dogiqa.sources.base import Item, SourceError, file_item
+from dogiqa.sources.base import Item, SourceError, file_item, resolved
 
 TABLE_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc")
 IMAGE_NAMES = ("image", "img", "jpg", "jpeg", "png", "webp", "image_bytes", "bytes")
@@ -129,10 +129,12 @@ def rows_to_items(
     base_dir: Path | None,
     first_row: int = 0,
     skip: set[str] | None = None,
+    label: str | None = None,
 ) -> Iterator[Item]:
-    """Items from Arrow record batches (the columns of ``cols``), numbering rows from ``first_row``."""
+    """Items from Arrow record batches (the columns of ``cols``), numbering rows from ``first_row``; ``label``
+    names the table in records and messages (default: ``source``)."""
     row = first_row
-    label = source or "<table>"
+    label = label or source or "<table>"
     for batch in batches:
         data = {name: batch.column(name).to_pylist() for name in cols.read}
         for i in range(batch.num_rows):
@@ -238,10 +240,10 @@ def _batches(part: TablePart, columns: list[str]) -> Iterator[Any]:
 
 
 def iter_table_part(part: TablePart, cols: Columns, skip: set[str] | None = None) -> Iterator[Item]:
-    source = None if cols.paths and cols.key is None else part.path
+    source = None if cols.paths and cols.key is None else resolved(part.path)
     base = Path(part.path).parent
     try:
-        yield from rows_to_items(_batches(part, cols.read), cols, source, base, part.first_row, skip)
+        yield from rows_to_items(_batches(part, cols.read), cols, source, base, part.first_row, skip, part.path)
     except (OSError, ValueError) as exc:  # a damaged file after some rows: one error record
         yield Item(f"<part {part.group or 0}>", None, part.path, part.path,
                    error=f"{part.path}: cannot read rows: {exc}")  # fmt: skip
