@@ -56,7 +56,8 @@ def one_line(text: str) -> str:
 def image_extensions() -> frozenset[str]:
     """Lower-case extensions (with the dot) of every format this Pillow build can open."""
     Image.init()
-    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+    openable = set(Image.OPEN) | {"MPO"}  # MPO files are opened by the JPEG plugin; PDF/PALM are save-only
+    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in openable)
 
 
 # ---------------------------------------------------------------- folder walk
@@ -159,7 +160,7 @@ def _check_size(name: str, size: int, cap: int | None) -> None:
 
 def _stat_reason(path: str | Path, exc: OSError) -> str:
     if exc.errno == errno.ELOOP:
-        return "symbolic link loop (the link points back to itself)"
+        return "symbolic link loop (the link resolves back to itself)"
     if exc.errno == errno.ENOENT:
         if os.path.islink(path):
             return f"broken symbolic link (its target {os.readlink(path)!r} does not exist)"
@@ -207,7 +208,8 @@ def decode_image(
     img = data if isinstance(data, Image.Image) else _identify(data, name, max_file_bytes)
     w, h = img.size
     if w <= 0 or h <= 0:
-        raise ImageLoadError(name, f"image has zero size ({w}x{h})")
+        fmt = f", format {img.format} without a decoder here" if img.format else ""
+        raise ImageLoadError(name, f"image has zero size ({w}x{h}{fmt})")
     if max_pixels is not None and w * h > max_pixels:
         raise ImageLoadError(
             name,
@@ -222,12 +224,10 @@ def decode_image(
             return to_rgb(img, name)
     except ImageLoadError:
         raise
-    except (OSError, SyntaxError, EOFError) as exc:
-        raise ImageLoadError(name, f"truncated or corrupt image data ({type(exc).__name__}: {exc})") from None
     except MemoryError:
         raise ImageLoadError(name, "out of memory while decoding (lower --max-pixels)") from None
-    except Exception as exc:  # noqa: BLE001 - RuntimeError, NotImplementedError, ValueError from decoders
-        raise ImageLoadError(name, f"decode failed ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - OSError (truncated), RuntimeError, NotImplementedError, ValueError...
+        raise ImageLoadError(name, f"cannot decode the image data ({type(exc).__name__}: {exc})") from None
 
 
 def _identify(data: bytes, name: str, max_file_bytes: int | None) -> Image.Image:
