@@ -25,8 +25,9 @@ def test_offline_miss_fails_fast_with_a_hint(monkeypatch):
     start = time.perf_counter()
     with pytest.raises(ModelNotAvailableError, match=r"--sam2-model \./models/some-model"):
         from_pretrained(Loader, "org/some-model", option="--sam2-model", dtype="x")
-    assert time.perf_counter() - start < 1.0
-    assert Loader.calls == [("org/some-model", {"local_files_only": True, "dtype": "x", "trust_remote_code": False})]  # never the hub
+    assert time.perf_counter() - start < 10.0  # generous: no network wait
+    expected = {"local_files_only": True, "dtype": "x", "trust_remote_code": False}  # explicit: no stdin prompt
+    assert Loader.calls == [("org/some-model", expected)]  # never the hub
 
 
 def test_local_folder_is_loaded_as_is_and_bad_folders_are_named(tmp_path):
