@@ -322,3 +322,26 @@ def test_unreadable_file_and_folder_are_records(tmp_path):
     finally:
         folder.chmod(0o755)
         locked.chmod(0o644)
+
+
+def test_report_reuses_the_decoded_image_and_never_reopens_a_refused_one(tmp_path, monkeypatch):
+    import dogiqa.report.html as report_html
+    from dogiqa.report.html import ReportWriter
+
+    big, ok = tmp_path / "big.png", tmp_path / "ok.png"
+    Image.new("RGB", (200, 100), (9, 9, 9)).save(big)  # 20,000 pixels: over the run's cap
+    Image.new("RGB", (20, 10), (90, 90, 90)).save(ok)
+    decodes: list = []
+    real = report_html.load_image
+    monkeypatch.setattr(report_html, "load_image", lambda *a, **k: decodes.append(a) or real(*a, **k))
+    iqa = DogIQA(scorer=MeanScorer(), aggregation="global", keep_masks=True, max_pixels=5000)
+    writer = ReportWriter(tmp_path / "rep", max_pixels=5000)
+    results = list(iqa.score_many([big, ok]))
+    assert not results[0].ok and "over the cap" in results[0].error and results[1].ok
+    assert writer.add(results[0]) is None
+    drawn = writer.add(results[1])
+    assert decodes == []  # one decode per image: the report drew the run's own image
+    assert drawn is not None and Image.open(drawn).size == (20, 10)
+    assert results[1].image is None  # released once drawn
+    page = writer.close().read_text()
+    assert "over the cap" in page

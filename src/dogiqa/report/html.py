@@ -135,7 +135,7 @@ class ReportWriter:
         error = result.error
         source = source if source is not None else result.image  # the run's decoded image: no second decode
         try:
-            if source is None and result.width is None:  # never decoded (refused or unreadable): nothing to draw
+            if source is None and result.error and result.width is None:  # the run refused or could not read it
                 raise ImageLoadError(result.path, "not decoded by the run")
             image = _load(result.path if source is None else source, self.max_pixels, self.max_file_bytes)
             overlay = render_overlay(image, result)
@@ -144,7 +144,7 @@ class ReportWriter:
             thumb = _thumbnail_uri(overlay)
         except (ImageLoadError, OSError, ValueError) as exc:
             png = None
-            if result.width is not None:  # a failed load already says why in the row
+            if not (result.error and result.width is None):  # a failed load already says why in the row
                 error = f"report: {exc}" if not error else f"{error}; report: {exc}"
         finally:
             result.image = None  # never hold every image
