@@ -8,14 +8,13 @@ without a score (failed inputs) are never kept. The output, by its suffix: ``.tx
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dogiqa.atomic import atomic_write_text
 from dogiqa.errors import UsageError
-from dogiqa.results import ImageResult
+from dogiqa.results import ImageResult, display_text
 
 OUTPUT_SUFFIXES = (".txt", ".jsonl", ".parquet")
 
@@ -99,9 +98,7 @@ def _write(out: Path, kept: list[ImageResult]) -> None:
         write_parquet(out, kept)
         return
     if suffix == ".txt":
-        text = "".join(f"{r.key if r.key is not None else r.path}\n" for r in kept)
+        text = "".join(display_text(r.key if r.key is not None else r.path) + "\n" for r in kept)
     else:
-        text = "".join(json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n" for r in kept)
-    tmp = out.with_name("." + out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+        text = "".join(r.to_json() + "\n" for r in kept)
+    atomic_write_text(out, text)

@@ -1,16 +1,35 @@
 """Result sinks: JSONL (one record per line, flushed as it goes), CSV (one summary row per image) and Parquet
-(one row per image, pass-through columns included)."""
+(one row per image, pass-through columns included).
+
+An existing output is never overwritten by accident (:func:`prepare_output`): ``overwrite`` replaces it,
+``resume`` continues it (finished records kept once, failed ones dropped to be retried, a torn last line from a
+killed run repaired), otherwise :class:`OutputExistsError` (a usage error, exit 2).
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
 
-from dogiqa.results import FLAT_FIELDS, ImageResult, flat_row
+from dogiqa.atomic import atomic_open, atomic_write_text
+from dogiqa.errors import UsageError
+from dogiqa.results import FLAT_FIELDS, TRANSIENT, ImageResult, flat_row, path_from_fields
+
+
+class OutputExistsError(UsageError):
+    """The output file exists and neither ``--resume`` nor ``--overwrite`` was given."""
+
+    def __init__(self, path: Path):
+        super().__init__(
+            f"output {path} already exists: pass --resume to continue it (finished images are kept, failed "
+            "ones retried) or --overwrite to replace it",
+            setting="--output",
+        )
 
 
 class ResultWriter:
@@ -62,6 +81,55 @@ def read_records(path: str | Path) -> list[ImageResult]:
     return out
 
 
+def prepare_output(path: str | Path, resume: bool = False, overwrite: bool = False) -> set[str]:
+    """Get ``path`` ready for a run and return the paths already scored (empty unless resuming).
+
+    Resuming rewrites the file (atomically) with one successful record per path, in their order: failed
+    records and unreadable lines (a torn last line) are dropped, so those images are scored again."""
+    out = Path(path)
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other: pick one", setting="--resume")
+    if not out.exists() or out.stat().st_size == 0:
+        return set()
+    if overwrite:
+        return set()
+    if not resume:
+        raise OutputExistsError(out)
+    kept, done = _finished_lines(out)
+    atomic_write_text(out, kept)
+    return done
+
+
+def _finished_lines(path: Path) -> tuple[str, set[str]]:
+    """(text of the successful, first-per-path records, their paths) of a JSONL or CSV output."""
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    done: set[str] = set()
+    if path.suffix.lower() == ".csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=FLAT_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]  # a torn last row
+        for row in csv.DictReader(io.StringIO(complete, newline="")):
+            name = path_from_fields(row.get("path") or "", row.get("path_bytes") or None)
+            if name and not row.get("error") and name not in done:
+                done.add(name)
+                writer.writerow(row)
+        return buf.getvalue(), done
+    lines = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a torn line
+        if not isinstance(record, dict) or record.get("error") or "path" not in record:
+            continue
+        name = path_from_fields(record["path"], record.get("path_bytes"))
+        if name not in done:
+            done.add(name)
+            lines.append(line + "\n")
+    return "".join(lines), done
+
+
 # -- Parquet ---------------------------------------------------------------------------------------------
 # One column per ImageResult field (``regions``, ``timings`` and ``config`` as JSON strings) plus one column
 # per pass-through value (``--keep-columns``; a name that clashes with a field gets the prefix ``in_``).
@@ -78,18 +146,21 @@ def arrow_schema() -> Any:
         "global_score": pa.float64(),
         "local_score": pa.float64(),
         "invalid": pa.int64(),
+        "failed_crops": pa.int64(),
+        "not_scorable": pa.int64(),
         "width": pa.int64(),
         "height": pa.int64(),
         "n_masks": pa.int64(),
         "global_probs": pa.list_(pa.float64()),
         "uncertainty": pa.float64(),
     }
-    names = [f.name for f in fields(ImageResult) if f.name not in ("masks", "columns")]
+    names = [f.name for f in fields(ImageResult) if f.name not in (*TRANSIENT, "columns")] + ["path_bytes"]
     return pa.schema([(n, types.get(n, pa.string())) for n in names])
 
 
 def _record_names() -> set[str]:
-    return {f.name for f in fields(ImageResult)}
+    """Column names of record fields (``path_bytes``: ``results.path_fields``)."""
+    return {f.name for f in fields(ImageResult)} | {"path_bytes"}
 
 
 def result_to_row(result: ImageResult) -> dict[str, Any]:
@@ -105,7 +176,7 @@ def result_to_row(result: ImageResult) -> dict[str, Any]:
 
 def row_to_result(row: dict[str, Any]) -> ImageResult:
     """Inverse of :func:`result_to_row`."""
-    names = _record_names() - {"masks", "columns"}
+    names = _record_names() - {*TRANSIENT, "columns"}
     data = {k: v for k, v in row.items() if k in names}
     for name in JSON_COLUMNS:
         if isinstance(data.get(name), str):
@@ -150,11 +221,10 @@ def write_parquet(path: str | Path, results: list[ImageResult]) -> Path:
     """Write records to one Parquet file, atomically (a temporary name, then renamed)."""
     import pyarrow.parquet as pq
 
-    final = Path(path)
-    tmp = final.with_name("." + final.name + ".tmp")
-    pq.write_table(results_table(results), tmp)
-    os.replace(tmp, final)
-    return final
+    table = results_table(results)
+    with atomic_open(path, "wb") as fh:
+        pq.write_table(table, fh)
+    return Path(path)
 
 
 class ParquetResultWriter:

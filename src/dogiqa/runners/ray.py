@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dogiqa.results import ImageResult
+from dogiqa.results import ImageResult, display_text
 from dogiqa.runners.local import RunSummary
 from dogiqa.sinks import JSON_COLUMNS, arrow_schema, result_to_row, row_to_result  # noqa: F401 - re-exported
 from dogiqa.sources import SourceError, SourceOptions, Unit, item_ident, plan_units, read_unit
@@ -277,7 +277,7 @@ def _pending(units: list[Unit], done: set[str]) -> tuple[list[Unit], int]:
     """The units with inputs left to score (``skip`` set to their finished keys) and how many are finished."""
     todo, skipped = [], 0
     for unit in units:
-        finished = [k for k, i in zip(unit.keys, unit.idents(), strict=True) if i in done]
+        finished = [k for k, i in zip(unit.keys, unit.idents(), strict=True) if display_text(i) in done]
         skipped += len(finished)
         if len(finished) < len(unit.keys):
             unit.skip = finished
@@ -308,12 +308,11 @@ def _run_units(
 
 def _rewrite_jsonl(out: Path) -> None:
     """``results.jsonl``: one line per input, from every part file, replaced atomically."""
-    final = out / "results.jsonl"
-    tmp = out / ".results.jsonl.tmp"
-    with tmp.open("w", encoding="utf-8") as fh:
+    from dogiqa.atomic import atomic_open
+
+    with atomic_open(out / "results.jsonl", "w") as fh:
         for result in read_results(out):
             fh.write(result.to_json() + "\n")
-    os.replace(tmp, final)
 
 
 class _Sink:

@@ -80,14 +80,17 @@ class Unit:
 
 
 # -- specs -> items --------------------------------------------------------------------------------------
-def open_sources(specs: Iterable[str | Path], options: SourceOptions | None = None) -> Iterator[Item]:
-    """Every item of every spec, in order; repeated keys handled by :func:`dedupe`."""
+def open_sources(
+    specs: Iterable[str | Path], options: SourceOptions | None = None, skipped: list[tuple[Path, str]] | None = None
+) -> Iterator[Item]:
+    """Every item of every spec, in order; repeated keys handled by :func:`dedupe`; files a folder walk
+    passes over (not an image extension) are appended to ``skipped``."""
     opts = options or SourceOptions()
     for spec in specs:
-        yield from dedupe(_open_one(str(spec), opts))
+        yield from dedupe(_open_one(str(spec), opts, skipped))
 
 
-def _open_one(spec: str, opts: SourceOptions) -> Iterator[Item]:
+def _open_one(spec: str, opts: SourceOptions, skipped: list[tuple[Path, str]] | None) -> Iterator[Item]:
     from dogiqa.sources import hf
 
     if is_shard_spec(spec):
@@ -101,7 +104,7 @@ def _open_one(spec: str, opts: SourceOptions) -> Iterator[Item]:
         ds = hf.load(spec, opts.split)
         yield from hf.iter_dataset(ds, _hf_source(spec, opts), opts.image_column, opts.key_column, opts.keep_columns)
     else:  # loose files have no columns to keep
-        yield from iter_files(spec)
+        yield from iter_files(spec, skipped)
 
 
 def _table_columns(path: str, opts: SourceOptions) -> Any:

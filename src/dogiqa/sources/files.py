@@ -12,8 +12,9 @@ from dogiqa.sources.base import Item, SourceError, file_item
 PATH_COLUMNS = ("path", "image", "file", "filename", "image_path")
 
 
-def iter_files(spec: str | Path) -> Iterator[Item]:
-    """Items of a file, a folder (recursive), a ``.csv`` listing or a dataset recipe."""
+def iter_files(spec: str | Path, skipped: list[tuple[Path, str]] | None = None) -> Iterator[Item]:
+    """Items of a file, a folder (recursive), a ``.csv`` listing or a dataset recipe; files a folder walk
+    passes over are appended to ``skipped`` as (path, reason)."""
     from dogiqa.io import expand_paths
 
     recipe = dataset_recipe(str(spec))
@@ -26,7 +27,7 @@ def iter_files(spec: str | Path) -> Iterator[Item]:
             if name:
                 yield file_item(name if Path(name).is_absolute() else path.parent / name)
         return
-    yield from (file_item(p) for p in expand_paths([path]))
+    yield from (file_item(p) for p in expand_paths([path], skipped))
 
 
 def dataset_recipe(item: str) -> list[str] | None:
