@@ -22,8 +22,6 @@ from dogiqa.cache import RawCache
 from dogiqa.datasets import load_dataset
 from dogiqa.runners.evaluation import run_eval
 
-pytest.importorskip("dogiqa.backends.transformers_vlm", reason="the transformers backend is not on this branch")
-
 SRC = Path(__file__).resolve().parents[2] / "src"
 N_IMAGES = 8
 
