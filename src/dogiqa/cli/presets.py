@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -9,17 +10,17 @@ from dogiqa.presets import PRESETS
 
 
 def presets_command() -> None:
-    """List the pipeline presets (dogiqa config --preset NAME shows one in full)."""
-    table = Table("preset", "model", "method", "description", show_lines=True)
+    """List the presets (dogiqa config --preset NAME prints one in full)."""
+    console = Console()
+    table = Table("preset", "model", "readout", "segmenter", "aggregation", box=box.SIMPLE_HEAD, pad_edge=False)
     for name, preset in PRESETS.items():
         cfg = preset.config
-        method = (
-            f"{cfg.prompt.standard} K={cfg.prompt.levels or '-'}, {cfg.prompt.readout}\n"
-            f"{cfg.segmentation.segmenter} regions\n{cfg.aggregation.method} aggregation"
-        )
         model = cfg.model.id if cfg.model.scorer == "mllm" else cfg.model.scorer
-        table.add_row(name, model, method, preset.description)
-    # never truncate: model ids are copied from here
-    table.columns[1].no_wrap = True
+        row = [name, model, cfg.prompt.readout, cfg.segmentation.segmenter, cfg.aggregation.method]
+        table.add_row(*row)
+    table.columns[1].no_wrap = True  # model ids are copied from here: never truncated
     table.columns[1].overflow = "fold"
-    Console().print(table)
+    table.columns[0].no_wrap = True
+    console.print(table)
+    for name, preset in PRESETS.items():
+        console.print(f"[bold]{name}[/bold]: {preset.description}", highlight=False)
