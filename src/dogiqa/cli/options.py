@@ -63,7 +63,7 @@ PIPELINE: dict[str, tuple[Any, Any]] = {
     "levels": (option("levels", "Levels K of the standard.", METHOD, metavar="K"), int),
     "readout": (option("readout", "{choices}", METHOD, metavar="NAME"), str),
     "aggregation": (option("aggregation", "{choices}", METHOD, metavar="NAME"), str),
-    "c_max": (option("c_max", "c_max of the paper formula (71).", METHOD), float),
+    "c_max": (option("c_max", "Paper formula c_max (71).", METHOD), float),
     "invalid_as_one": (switch("--paper-compat/--no-paper-compat", "Invalid answers score 1.", METHOD), bool),
     "min_area": (option("min_area", "Smallest region (pixels).", METHOD, metavar="PX"), int),
     "crop_mode": (option("crop_mode", "Region crop: {choices}", METHOD, metavar="NAME"), str),
@@ -74,9 +74,9 @@ PIPELINE: dict[str, tuple[Any, Any]] = {
     "device": (option("device", "cpu|cuda|cuda:N|mps|auto", PERFORMANCE, metavar="DEV"), str),
     "dtype": (option("dtype", "{choices}", PERFORMANCE, metavar="NAME"), str),
     "batch_size": (option("batch_size", "Crops per forward pass.", PERFORMANCE, metavar="N"), int),
-    "chunk_size": (option("chunk_size", "Images batched together (8).", PERFORMANCE, metavar="N"), int),
+    "chunk_size": (option("chunk_size", "Images per batch (8).", PERFORMANCE, metavar="N"), int),
     "max_batch_tokens": (option("max_batch_tokens", "Tokens per forward pass.", PERFORMANCE, metavar="N"), int),
-    "prefix_cache": (switch("--prefix-cache/--no-prefix-cache", "Reuse the prompt's KV cache.", PERFORMANCE), bool),
+    "prefix_cache": (switch("--prefix-cache/--no-prefix-cache", "Reuse prompt KV cache.", PERFORMANCE), bool),
     "max_pixels": (option("max_pixels", "Refuse larger images.", PERFORMANCE, metavar="N"), int),
     "base_url": (option("base_url", "API root: http://HOST:PORT/v1", SERVER, metavar="URL"), str),
     "api_key_env": (option("api_key_env", "Variable holding the API key.", SERVER, metavar="VAR"), str),
@@ -153,6 +153,9 @@ class Command(TyperCommand):
                 param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
             elif getattr(param, "is_flag", False):
                 param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+            elif param.metavar is None:
+                kind = param.bare_type() if hasattr(param, "bare_type") else ""
+                param.metavar = {"int": "N", "float": "X", "Path": "PATH"}.get(kind, "TEXT")
 
     def get_help_option(self, ctx: Any) -> Any:
         return hide_type(super().get_help_option(ctx))
