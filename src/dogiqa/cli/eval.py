@@ -73,15 +73,15 @@ def eval_command(
     quiet: bool = opt.QUIET,
 ) -> None:
     """Evaluate a pipeline on a labelled dataset: records, metrics (SRCC/PLCC/...), table and plot."""
-    from dogiqa.cache import CacheError, RawCache, run_key
-    from dogiqa.datasets import DatasetError, load_dataset
-    from dogiqa.runners import evaluation as ev
-
     check_choice("--missing", missing, ("drop", "paper"))
     check_range("--limit", limit, 1)
     check_range("--bootstrap", bootstrap, 0)
     if root is None and not reaggregate_only:
         raise UsageError("--root: give the dataset folder", setting="--root")
+    from dogiqa.cache import CacheError, RawCache, run_key
+    from dogiqa.datasets import DatasetError, load_dataset
+    from dogiqa.runners import evaluation as ev
+
     try:
         ds = ev.subset(load_dataset(dataset, root=None if reaggregate_only else root, labels=labels or root), limit)
     except (DatasetError, ValueError) as exc:

@@ -31,10 +31,10 @@ def show(
     ),
 ) -> None:
     """Score one image and draw its regions and scores (like the paper's Figure 5)."""
+    check_suffix("--out", out, (".png",))
     from dogiqa.io import load_image
     from dogiqa.report.overlay import render_overlay
 
-    check_suffix("--out", out, (".png",))
     iqa = load_pipeline(cfg, keep_masks=True)
     result = iqa.score(image)
     if not result.ok:
