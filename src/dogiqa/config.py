@@ -37,6 +37,7 @@ DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 PAPER_MODEL = "mPLUG/mPLUG-Owl3-7B-240728"
 PAPER_SAM2 = "facebook/sam2-hiera-large"
 DEFAULT_MAX_PIXELS = 100_000_000  # same value as dogiqa.io.DEFAULT_MAX_PIXELS (tested), without importing numpy
+DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024  # same as dogiqa.io.DEFAULT_MAX_FILE_BYTES (tested)
 DEFAULT_CHUNK_SIZE = 8
 
 Style = Literal["flag", "yaml", "keyword"]
@@ -54,7 +55,7 @@ STANDARDS = ("word", "number", "sentence")
 STANDARD_LEVELS = {"word": (3, 5, 7, 9), "number": tuple(range(2, 10)), "sentence": (5,)}
 _DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu)(:\d+)?)$")
 _KEYWORD = {"model.id": "model", "aggregation.method": "aggregation"}  # keyword != field name
-_FLAG = {"prompt.invalid_as_one": "--paper-compat"}  # flag != --keyword
+_FLAG = {"prompt.invalid_as_one": "--paper-compat", "runtime.max_file_bytes": "--max-file-size"}  # != --keyword
 NO_FLAG = {"model.backend_options", "segmentation.segmenter_options", "prompt.paper_whitespace"}
 
 
@@ -166,6 +167,7 @@ class RuntimeConfig(_Group):
     max_batch_tokens: int | None = Field(None, ge=1, description="token budget of one forward pass")
     prefix_cache: bool | None = Field(None, description="reuse the KV cache of the prompt before the image")
     max_pixels: int | None = Field(DEFAULT_MAX_PIXELS, ge=1, description="refuse larger images (None: no cap)")
+    max_file_bytes: int | None = Field(DEFAULT_MAX_FILE_BYTES, ge=1, description="refuse larger files (None: no cap)")
 
     @field_validator("device")
     @classmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dogiqa.config import (
+    DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_PIXELS,
     ConfigError,
     PipelineConfig,
@@ -60,10 +61,10 @@ def test_dump_forms_are_interchangeable():
     assert PipelineConfig.model_validate(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
-def test_max_pixels_default_matches_the_loader():
-    from dogiqa.io import DEFAULT_MAX_PIXELS as LOADER_DEFAULT
+def test_caps_default_to_the_loader_defaults():
+    from dogiqa import io
 
-    assert DEFAULT_MAX_PIXELS == LOADER_DEFAULT
+    assert (DEFAULT_MAX_PIXELS, DEFAULT_MAX_FILE_BYTES) == (io.DEFAULT_MAX_PIXELS, io.DEFAULT_MAX_FILE_BYTES)
 
 
 def test_sam2_choices_match_the_segmenter():

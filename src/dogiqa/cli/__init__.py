@@ -4,7 +4,8 @@ Each command lives in its own module; the options they share are defined once in
 Every command validates its whole configuration before it imports or loads any model, segmenter or image.
 
 Exit codes (:mod:`dogiqa.errors`): 0 every image scored; 1 at least one image failed (its record says why);
-2 usage error (a bad option, an unloadable model), printed as one line without a traceback; 3 internal error.
+2 usage error (a bad option, an unloadable model), printed as one line without a traceback; 3 internal error
+(a bug: one line naming the log file with the traceback).
 Nothing outside this package imports it.
 """
 
@@ -16,7 +17,9 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from dogiqa.errors import EXIT_USAGE, UsageError
+from dogiqa.errors import EXIT_USAGE, UsageError, internal_errors
+
+_PASSTHROUGH = (typer.TyperException, typer.Exit, typer.Abort, KeyboardInterrupt)
 
 
 class _Group(TyperGroup):
@@ -25,7 +28,8 @@ class _Group(TyperGroup):
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True,
              **extra: Any) -> Any:  # fmt: skip
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with internal_errors(lambda m: typer.echo(m, err=True), passthrough=_PASSTHROUGH):  # a bug: exit 3
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
         except typer.TyperException as exc:  # typer's own usage errors (unknown option, missing argument ...)
             ctx = getattr(exc, "ctx", None)
