@@ -29,6 +29,15 @@ def test_every_preset_is_a_valid_frozen_configuration():
             cfg.regions.crop_mode = "mask"  # type: ignore[misc]
 
 
+def test_every_setting_has_its_own_keyword_and_flag():
+    from dogiqa.config import GROUPS, KEYWORDS, flag_of
+
+    paths = [f"{g}.{name}" for g, cls in GROUPS.items() for name in cls.model_fields]
+    assert len(KEYWORDS) == len(paths) + 1  # + preset; no two fields share a keyword
+    flags = [flag_of(p) for p in paths if flag_of(p)]
+    assert len(flags) == len(set(flags))
+
+
 def test_errors_name_the_setting_as_written():
     for style, name in (("flag", "--crop-mode"), ("keyword", "crop_mode="), ("yaml", "regions.crop_mode")):
         with pytest.raises(ConfigError) as exc:

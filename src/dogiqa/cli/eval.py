@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape as esc
 
 from dogiqa.cli import options as opt
 from dogiqa.cli.common import check_choice, check_range, console, load_pipeline, progress_bar
@@ -87,7 +88,7 @@ def eval_command(
     except (DatasetError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     for name in ds.missing[:10]:
-        console.print(f"[yellow]missing image[/yellow] {name} (listed in {ds.label_file}, not under {root})")
+        console.print(f"[yellow]missing image[/yellow] {esc(f'{name} (listed in {ds.label_file}, not under {root})')}")
     if len(ds.missing) > 10:
         console.print(f"[yellow]... {len(ds.missing)} labelled images missing on disk in all[/yellow]")
     request = ev.run_request(cfg)
@@ -139,7 +140,7 @@ def eval_command(
     )
     for kind, path in run.files.items():
         if path is not None:
-            console.print(f"  {kind}: {path}")
+            console.print(f"  {kind}: {esc(str(path))}")
     if json_out:
         sys.stdout.write(json.dumps(run.report) + "\n")
     raise typer.Exit(1 if run.failed else 0)

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import typer
+from rich.markup import escape as esc
 from rich.table import Table
 
 from dogiqa.cli import options as opt
@@ -113,8 +114,8 @@ def _score_local(cfg: PipelineConfig, paths: list[Path], output: Path | None, re
 
         def on_result(r):
             bar.advance(task)
-            row = [Path(r.path).name, fmt(r.score), fmt(r.global_score), str(len(r.regions)), str(r.invalid)]
-            table.add_row(*row, (r.error or "")[:80])
+            row = [esc(Path(r.path).name), fmt(r.score), fmt(r.global_score), str(len(r.regions)), str(r.invalid)]
+            table.add_row(*row, esc((r.error or "")[:80]))
             if writer:
                 writer.add(r)  # overlay PNG with the true mask shapes
                 r.masks = None  # never hold every image's masks
@@ -123,13 +124,10 @@ def _score_local(cfg: PipelineConfig, paths: list[Path], output: Path | None, re
     if not quiet:
         console.print(table)
     if writer:
-        console.print(f"report -> {writer.close()}")
-    console.print(
-        f"{summary.scored} scored, {summary.failed} failed, {summary.invalid_answers} invalid answers, "
-        f"{summary.seconds:.1f} s" + (f" -> {output}" if output else "")
-    )
+        console.print(f"report -> {esc(str(writer.close()))}")
+    console.print(esc(summary.line() + (f" -> {output}" if output else "")), highlight=False)
     for _, err in summary.failures:
-        console.print(f"[red]failed[/red] {err}")
+        console.print(f"[red]failed[/red] {esc(err)}", highlight=False)
     raise typer.Exit(1 if summary.failed else 0)
 
 
@@ -149,5 +147,5 @@ def _score_ray(cfg: PipelineConfig, paths: list[Path], output: Path, ray_opts: d
         f"{summary.invalid_answers} invalid answers, {summary.seconds:.1f} s -> {output}"
     )
     for _, err in summary.failures:
-        console.print(f"[red]failed[/red] {err}")
+        console.print(f"[red]failed[/red] {esc(err)}")
     raise typer.Exit(1 if summary.failed else 0)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape as esc
 from rich.table import Table
 
 from dogiqa.cli import options as opt
@@ -38,13 +39,13 @@ def show(
     iqa = load_pipeline(cfg, keep_masks=True)
     result = iqa.score(image)
     if not result.ok:
-        console.print(f"[red]failed[/red] {result.error}")
+        console.print(f"[red]failed[/red] {esc(result.error or '')}")
         raise typer.Exit(1)
     out = out or image.with_name(image.stem + "_dogiqa.png")
     render_overlay(load_image(image, None), result).save(out)
     table = Table("region", "kind", "box", "weight", "score", "answer")
     for r in result.regions:
-        table.add_row(str(r.index), r.kind, str(r.box), f"{r.weight:.0f}", fmt(r.score), repr(r.raw))
+        table.add_row(str(r.index), r.kind, str(r.box), f"{r.weight:.0f}", fmt(r.score), esc(repr(r.raw)))
     Console().print(table)
     Console().print(
         f"final {fmt(result.score)}  global {fmt(result.global_score)}  local {fmt(result.local_score)}  -> {out}"
