@@ -1,7 +1,7 @@
 """The Ray Data runner: many images over a Ray cluster, one DogIQA pipeline per actor, Parquet out.
 
-Each actor builds the pipeline once (``dogiqa.cli.build_pipeline(**build_pipeline_kwargs)``: the model, the
-segmenter and the backend load once per actor) and scores units of work (``dogiqa.sources.plan_units``: a batch
+Each actor builds the pipeline once from the configuration (``DogIQA.from_config``: the model, the segmenter and
+the backend load once per actor) and scores units of work (``dogiqa.sources.plan_units``: a batch
 of files, one WebDataset shard, one Parquet row group, a row range of a Hugging Face dataset), reading the
 images itself, so the driver never holds image bytes. The driver receives the records as they finish and
 writes them to ``output_dir`` as Parquet part files of ``rows_per_file`` records (written to a temporary name
@@ -30,11 +30,12 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dogiqa.config import PipelineConfig, coerce_config
 from dogiqa.results import ImageResult, display_text
 from dogiqa.runners.local import RunSummary
 from dogiqa.sinks import JSON_COLUMNS, arrow_schema, result_to_row, row_to_result  # noqa: F401 - re-exported
@@ -152,14 +153,12 @@ def _resolved(path: str) -> str:
 class _ScoreActor:
     """Holds one DogIQA pipeline; reads and scores units of work into JSON records."""
 
-    def __init__(self, build_pipeline_kwargs: dict[str, Any], threads: int | None, options: dict[str, Any]):
+    def __init__(self, config: dict[str, Any], threads: int | None, options: dict[str, Any]):
         if threads and "torch" in sys.modules:  # otherwise OMP_NUM_THREADS (runtime env) applies at import
             sys.modules["torch"].set_num_threads(threads)
-        from dogiqa.cli import build_pipeline
+        from dogiqa.api import DogIQA
 
-        kwargs = dict(build_pipeline_kwargs)
-        kwargs.setdefault("preset", "recommended")
-        self.iqa = build_pipeline(**kwargs)
+        self.iqa = DogIQA.from_config(config)
         self.options = SourceOptions(**{**options, "keep_columns": tuple(options["keep_columns"])})
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
@@ -227,7 +226,7 @@ def _connect(ray: Any, address: str, init_kwargs: dict[str, Any] | None, runtime
 def run_ray(
     source: str | Path | Iterable[str | Path],
     output_dir: str | Path,
-    build_pipeline_kwargs: dict[str, Any],
+    config: PipelineConfig | Mapping[str, Any],
     address: str = "local",
     num_workers: int = 2,
     gpus_per_worker: float = 0,
@@ -245,12 +244,16 @@ def run_ray(
     """Score SOURCE (specs of :mod:`dogiqa.sources`) on a Ray cluster; records go to ``output_dir`` (Parquet
     parts, + ``results.jsonl``).
 
+    ``config``: the pipeline's configuration (a :class:`PipelineConfig`, its dump, or keyword settings with an
+    optional ``preset``), validated here before Ray starts; every actor builds its pipeline from it.
+
     ``address``: ``local`` starts a cluster in this process, ``auto`` joins the running one, or
     ``ray://host:10001``. ``num_workers`` actors, each with ``cpus_per_worker`` CPUs and ``gpus_per_worker``
     GPUs (fractions share a GPU) and one pipeline. ``batch_size`` files go to an actor per call (a shard, a
     Parquet row group or 1000 dataset rows are one call). Inputs with a record are skipped; failed ones are
     scored again only with ``retry_failed``.
     """
+    settings = coerce_config(config).to_dict()  # a usage error stops the run before Ray starts
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -264,7 +267,7 @@ def run_ray(
     todo, skipped = _pending(units, done)
     summary = RaySummary(skipped=skipped)
     if todo:
-        _run_units(todo, out, build_pipeline_kwargs, summary, opts, on_result, address, ray_init_kwargs,
+        _run_units(todo, out, settings, summary, opts, on_result, address, ray_init_kwargs,
                    _runtime_env(runtime_env, threads_per_worker), num_workers, cpus_per_worker, gpus_per_worker,
                    rows_per_file, threads_per_worker)  # fmt: skip
     if jsonl and (todo or not (out / "results.jsonl").exists()):
@@ -286,7 +289,7 @@ def _pending(units: list[Unit], done: set[str]) -> tuple[list[Unit], int]:
 
 
 def _run_units(
-    todo: list[Unit], out: Path, build_pipeline_kwargs: dict[str, Any], summary: RaySummary, opts: SourceOptions,
+    todo: list[Unit], out: Path, config: dict[str, Any], summary: RaySummary, opts: SourceOptions,
     on_result: Callable[[ImageResult], None] | None, address: str, init_kwargs: dict[str, Any] | None,
     runtime_env: dict[str, Any], num_workers: int, cpus: float, gpus: float, rows_per_file: int,
     threads: int | None,
@@ -295,7 +298,7 @@ def _run_units(
     started = _connect(ray, address, init_kwargs, runtime_env)
     try:
         with _Sink(out, rows_per_file) as sink:
-            for result in _stream(ray, todo, build_pipeline_kwargs, num_workers, cpus, gpus, threads, opts):
+            for result in _stream(ray, todo, config, num_workers, cpus, gpus, threads, opts):
                 summary.add(result)
                 sink.write(result)
                 if on_result:
@@ -344,7 +347,7 @@ class _Sink:
 def _stream(
     ray: Any,
     units: list[Unit],
-    build_pipeline_kwargs: dict[str, Any],
+    config: dict[str, Any],
     num_workers: int,
     cpus_per_worker: float,
     gpus_per_worker: float,
@@ -358,7 +361,7 @@ def _stream(
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     ds = ds.map_batches(
         _ScoreActor,
-        fn_constructor_args=(build_pipeline_kwargs, threads, dataclasses.asdict(options)),
+        fn_constructor_args=(config, threads, dataclasses.asdict(options)),
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=num_workers),
         batch_format="numpy",

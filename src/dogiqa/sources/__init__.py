@@ -38,6 +38,7 @@ __all__ = [
     "SourceOptions",
     "Unit",
     "as_items",
+    "check_sources",
     "dedupe",
     "describe",
     "file_item",
@@ -105,6 +106,26 @@ def _open_one(spec: str, opts: SourceOptions, skipped: list[tuple[Path, str]] | 
         yield from hf.iter_dataset(ds, _hf_source(spec, opts), opts.image_column, opts.key_column, opts.keep_columns)
     else:  # loose files have no columns to keep
         yield from iter_files(spec, skipped)
+
+
+def check_sources(specs: Iterable[str | Path], options: SourceOptions | None = None) -> bool:
+    """Open every container's schema and expand every shard pattern, so a bad column or pattern is reported
+    (SourceError) before any model loads. True when every spec is loose files (their count is cheap)."""
+    from dogiqa.sources import hf
+
+    opts = options or SourceOptions()
+    loose = True
+    for spec in map(str, specs):
+        if is_shard_spec(spec):
+            expand_shards(spec)
+        elif is_table_spec(spec) and Path(spec).is_file():
+            _table_columns(spec, opts)
+        elif hf.is_hf_spec(spec):
+            hf.dataset_columns(hf.load(spec, opts.split), spec, opts.image_column, opts.key_column, opts.keep_columns)
+        else:
+            continue
+        loose = False
+    return loose
 
 
 def _table_columns(path: str, opts: SourceOptions) -> Any:

@@ -77,18 +77,19 @@ def pick_columns(
     listed = ", ".join(names) or "none"
     for col, flag in [(image_column, "--image-column"), (key_column, "--key-column")]:
         if col and col not in names:
-            raise SourceError(f"{where}: no column {col!r} (columns: {listed})", setting=flag)
+            raise SourceError(f"{flag}: {where}: no column {col!r} (columns: {listed})", setting=flag)
     for col in keep_columns:
         if col not in names:
-            raise SourceError(f"{where}: no column {col!r} to keep (columns: {listed})", setting="--keep-columns")
+            raise SourceError(f"--keep-columns: {where}: no column {col!r} (columns: {listed})",
+                              setting="--keep-columns")  # fmt: skip
         if _is_binary(schema.field(col).type) or _is_image_struct(schema.field(col).type):
-            raise SourceError(f"{where}: column {col!r} holds binary data; keep only text or numbers",
+            raise SourceError(f"--keep-columns: {where}: column {col!r} holds binary data; keep text or numbers",
                               setting="--keep-columns")  # fmt: skip
     image = image_column or _detect_image(schema, names, where)
     itype = schema.field(image).type
     paths = pa.types.is_string(itype) or pa.types.is_large_string(itype)
     if not (paths or _is_binary(itype) or _is_image_struct(itype)):
-        raise SourceError(f"{where}: column {image!r} is {itype}, not image bytes, an image struct or paths",
+        raise SourceError(f"--image-column: {where}: column {image!r} is {itype}, not image bytes, struct or paths",
                           setting="--image-column")  # fmt: skip
     key = key_column or next((n for n in KEY_NAMES if n in names and n != image and _scalar(schema, n)), None)
     return Columns(image, key, tuple(keep_columns), paths)
@@ -111,14 +112,14 @@ def _detect_image(schema: Any, names: list[str], where: str) -> str:
     if preferred:
         return preferred[0]
     if data:
-        raise SourceError(f"{where}: several binary columns ({', '.join(data)}); choose one with --image-column",
+        raise SourceError(f"--image-column: {where}: several binary columns ({', '.join(data)}); choose one",
                           setting="--image-column")  # fmt: skip
     lower = {n.lower(): n for n in names if _scalar(schema, n)}
     for name in PATH_NAMES:
         if name in lower:
             return lower[name]
-    raise SourceError(f"{where}: no image column found (columns: {', '.join(names) or 'none'}); "
-                      "give --image-column", setting="--image-column")  # fmt: skip
+    raise SourceError(f"--image-column: {where}: no image column found (columns: {', '.join(names) or 'none'})",
+                      setting="--image-column")  # fmt: skip
 
 
 # -- rows -> items ---------------------------------------------------------------------------------------
