@@ -24,16 +24,15 @@ def score(
     cfg: PipelineConfig,
     paths: list[Path] = typer.Argument(
         ...,
-        metavar="SOURCE",
-        help="Images, folders, .csv listings, shards (.tar, {000..099}, globs), tables (.parquet, .arrow), "
-        "datasets (save_to_disk folder, hf:PATH[:SPLIT]).",
+        metavar="PATH",
+        help="Images, folders, .tar shards, .parquet/.arrow, hf:DATASET.",
         show_default=False,
     ),
     output: Path = typer.Option(
         None,
         "--output",
         "-o",
-        help="Records: FILE.jsonl | FILE.csv | FILE.parquet (ray: DIR).",
+        help="FILE.jsonl | .csv | .parquet (ray: DIR).",
         rich_help_panel=opt.IO,
         metavar="FILE",
         show_default=False,
