@@ -28,7 +28,8 @@ def piqe():
     """A fast classical pipeline (PIQE on the whole image): the sources, not the model, are under test."""
     from dogiqa.api import DogIQA
 
-    return DogIQA(scorer="piqe", segmenter="none", aggregation="global")
+    # the settings the Ray tests give their actors, so records (config included) compare equal
+    return DogIQA.from_config(dict(preset="global", scorer="piqe", segmenter="none", aggregation="global"))
 
 
 
