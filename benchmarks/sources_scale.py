@@ -52,7 +52,9 @@ def child(args: argparse.Namespace) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         summary = run_ray(spec["shards"], spec["out"], kwargs, num_workers=spec["workers"], jsonl=True,
                           ray_init_kwargs={"num_cpus": spec["workers"]})  # fmt: skip
-    print(json.dumps({"scored": summary.scored, "failed": summary.failed, "skipped": getattr(summary, "skipped", 0),
+    skipped = getattr(summary, "skipped", 0)
+    skipped = len(skipped) if isinstance(skipped, list) else skipped
+    print(json.dumps({"scored": summary.scored, "failed": summary.failed, "skipped": skipped,
                       "seconds": time.perf_counter() - start}))  # fmt: skip
 
 
