@@ -15,7 +15,9 @@ multiplies the output rows of the digits so greedy answers are digits (see ``_bo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 QUALITY_WORDS = ("excellent", "good", "fair", "poor", "bad")
 # Words of the Dog-IQA / Q-Align prompts, merged into single tokens so that prompt lengths resemble a real
@@ -203,7 +205,15 @@ def _boost_digits(model: object, ids: dict[str, int], scale: float) -> None:
         head.weight[rows] *= scale
 
 
-def _build_qwen(path: Path, model_type: str, seed: int, digit_scale: float) -> Path:
+def _build_qwen(
+    path: Path,
+    model_type: str,
+    seed: int,
+    digit_scale: float,
+    configure: Callable[[Any, dict[str, int]], None] | None = None,
+    text_extra: dict[str, Any] | None = None,
+) -> Path:
+    """Build and save a tiny Qwen-VL; ``configure(model, token_ids)`` may set weights before saving."""
     import transformers
 
     from dogiqa.backends.hf_compat import image_only_processor_class
@@ -212,7 +222,7 @@ def _build_qwen(path: Path, model_type: str, seed: int, digit_scale: float) -> P
     ids = write_tokenizer(path, QWEN_SPECIALS, "Qwen2Tokenizer", eos="<|im_end|>", pad="<|endoftext|>")
     vocab_size = _round_up(len(ids))
     rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
-    text = _text_config(ids, vocab_size, "<|im_end|>", rope_parameters=rope)
+    text = _text_config(ids, vocab_size, "<|im_end|>", rope_parameters=rope, **(text_extra or {}))
     special = dict(
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
@@ -232,6 +242,8 @@ def _build_qwen(path: Path, model_type: str, seed: int, digit_scale: float) -> P
     _seeded(seed)
     model = model_cls(config).eval()
     _boost_digits(model, ids, digit_scale)
+    if configure is not None:
+        configure(model, ids)
     _save(model, path, ids["<|im_end|>"])
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
