@@ -43,7 +43,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "sinks": (["sinks.py"], ["tests/core/test_cli.py", "tests/core/test_api.py", "tests/core/test_cli_options.py"]),
     "cli": (["cli.py", "cli/*.py", "config.py", "commands/*.py"],
             ["tests/core/test_cli.py", "tests/core/test_cli_options.py", "tests/eval/test_metrics.py"]),
-    "openai": (["backends/openai_server.py"], ["tests/serve/test_openai_server.py", "tests/serve/test_client_policy.py"]),
+    "openai": (["backends/openai_server.py"],
+               ["tests/serve/test_openai_server.py", "tests/serve/test_client_policy.py"]),
 }  # fmt: skip
 STATUS = re.compile(r"^\s*(\S+): (.+)$")
 
