@@ -62,3 +62,22 @@ def test_quality_words_read_the_same_brightness(backend):
     dark, bright = backend.run([grey(40), grey(240)], prompt, words)
     assert max(words, key=dark.logprobs.get) == " bad"  # t * 5 / 8 = 0.78
     assert max(words, key=bright.logprobs.get) == " excellent"  # 4.7
+
+
+@pytest.fixture(scope="module")
+def idefics3(tmp_path_factory):
+    from dogiqa.testing.sensitive import build_brightness_idefics3
+
+    folder = build_brightness_idefics3(tmp_path_factory.mktemp("brightness-idefics3"))
+    return load_backend(str(folder), "transformers", device="cpu")
+
+
+def test_idefics3_variant_answers_by_brightness_through_its_tiles(idefics3):
+    cands = [str(k) for k in range(1, 8)]
+    sizes = [(64, 48), (300, 120), (112, 112)]  # 3x3 tiles + global view, 1x3 + global, one tile
+    images = [grey(v, sizes[i % 3]) for i, v in enumerate(GREYS)]
+    outs = idefics3.run(images, get_standard("word", 7).prompt("global"), cands, want_text=True)
+    for v, raw in zip(GREYS, outs, strict=True):
+        t = 8 * v / 255
+        assert raw.text == str(min(9, math.floor(t + 0.5))), v
+        assert probs_of(raw, cands) == pytest.approx(hand_probs(t, 7), abs=2e-3), v

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from dogiqa.testing.tiny import QUALITY_WORDS, _build_qwen
+from dogiqa.testing.tiny import QUALITY_WORDS, _build_idefics3, _build_qwen
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # the Qwen2-VL processor's normalisation
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -84,10 +84,45 @@ def _set_vision(visual: object, t0: float, t1: float) -> None:
         fc2.bias[_B] = _SMALL * (t0 + t1 * (mu - 10.0))
 
 
+def _set_idefics3_vision(model: object, t0: float, t1: float) -> None:
+    """SigLIP-style tower: channel 0 = beta * (2 y - 1) (pixels normalised with mean = std = 0.5), channel 1 =
+    beta (the conv bias); the post-LayerNorm (eps 1.0) is linear and centres them; the connector undoes that."""
+    import torch
+
+    vision, connector = model.model.vision_model, model.model.connector
+    with torch.no_grad():
+        for p in vision.parameters():
+            p.zero_()
+        for layer in vision.encoder.layers:
+            layer.layer_norm1.weight.fill_(1.0)
+            layer.layer_norm2.weight.fill_(1.0)
+        vision.post_layernorm.weight.fill_(1.0)
+        beta = 1e-3
+        conv = vision.embeddings.patch_embedding
+        conv.weight[0] = beta / conv.weight[0].numel()
+        conv.bias[1] = beta
+        dim = conv.weight.shape[0]
+        # LayerNorm (linear regime) maps (b, c) on channels 0, 1 to (b - m, c - m), m = (b + c) / dim
+        centre = torch.tensor([[1 - 1 / dim, -1 / dim], [-1 / dim, 1 - 1 / dim]], dtype=torch.float64)
+        undo = torch.linalg.inv(centre)  # (channel 0, channel 1) -> (b, c)
+        # outputs: E = A = SMALL * c / beta; B = SMALL * (t0 + t1 y), y = (b / beta + 1) / 2
+        rows = {_E: (0.0, _SMALL / beta), _A: (0.0, _SMALL / beta),
+                _B: (_SMALL * t1 / (2 * beta), _SMALL * (t0 + t1 / 2) / beta)}  # fmt: skip
+        proj = connector.modality_projection.proj.weight  # (text hidden, 4 * dim)
+        proj.zero_()
+        n_groups = proj.shape[1] // dim
+        for out, (wb, wc) in rows.items():
+            on_channels = torch.tensor([wb, wc], dtype=torch.float64) @ undo
+            for g in range(n_groups):  # the mean over the pixel-shuffled patches
+                proj[out, g * dim] = float(on_channels[0]) / n_groups
+                proj[out, g * dim + 1] = float(on_channels[1]) / n_groups
+
+
 def _set_text(model: object, ids: dict[str, int], tau: float) -> None:
     import torch
 
-    lm = model.model.language_model
+    inner = model.model
+    lm = inner.language_model if hasattr(inner, "language_model") else inner.text_model
     with torch.no_grad():
         for p in lm.parameters():
             p.zero_()
@@ -138,3 +173,16 @@ def build_brightness_qwen2vl(path: str | Path, tau: float = 1.0, t0: float = 0.0
         _set_text(model, ids, tau)
 
     return _build_qwen(Path(path), "qwen2_vl", 0, 1.0, configure=configure, text_extra={"rms_norm_eps": 1.0})
+
+
+def build_brightness_idefics3(path: str | Path, tau: float = 1.0, t0: float = 0.0, t1: float = 8.0) -> Path:
+    """The same readout on a tiny Idefics3 (image split into tiles + a global view; t is averaged over all)."""
+
+    def configure(model: object, ids: dict[str, int]) -> None:
+        _set_idefics3_vision(model, t0, t1)
+        _set_text(model, ids, tau)
+
+    rope = {"rope_type": "default", "rope_theta": 1e6}  # slow rotary: image keys look alike at every position
+    text = {"rms_norm_eps": 1.0, "rope_parameters": rope}
+    return _build_idefics3(Path(path), 0, 1.0, configure=configure, text_extra=text,
+                           vision_extra={"layer_norm_eps": 1.0})  # fmt: skip
