@@ -47,10 +47,13 @@ _END = object()
 class PipelineOptions:
     """Knobs of the staged pipeline. ``None`` picks a value for this machine (see :meth:`resolved`).
 
-    ``load_workers``: decoding threads. ``segment_workers``: segmentation threads. ``segment_processes``:
-    processes for segmenters that hold the GIL (0: run them in the threads). ``max_in_flight``: images
-    between the source and the output at once (at least two chunks, so that one is scored while the next
-    is prepared).
+    ``load_workers``: decoding threads. ``segment_workers``: segmentation threads (default: 1 on CUDA or for
+    GIL-bound segmenters, else CPU cores / torch threads, at most 4). ``segment_processes``: worker processes
+    for segmenters that hold the GIL (scikit-image's; ignored for others); 0, the default, runs them in a
+    thread, which still overlaps the model. Workers are started with ``spawn``, which re-imports the main
+    script: a script that sets it must guard its entry point with ``if __name__ == "__main__":``.
+    ``max_in_flight``: images between the source and the output at once (at least two chunks, so that one
+    is scored while the next is prepared; default 4 chunks + 2 per worker).
     """
 
     load_workers: int | None = None
@@ -65,9 +68,7 @@ class PipelineOptions:
         seg_threads = self.segment_workers
         if seg_threads is None:  # CPU torch segmenters: one thread per group of torch threads
             seg_threads = 1 if on_cuda or by_process else max(1, min(4, cores // _torch_threads()))
-        procs = self.segment_processes
-        if procs is None:
-            procs = max(1, min(4, cores - 1)) if by_process else 0
+        procs = (self.segment_processes or 0) if by_process else 0  # opt-in: see the class docstring
         flight = self.max_in_flight or 4 * chunk_size + 2 * (seg_threads + (self.load_workers or 2))
         return PipelineOptions(
             load_workers=max(1, self.load_workers or 2),
@@ -210,19 +211,21 @@ class _Run:
         """Take a slot, then start loading; group the futures into the serial path's chunks."""
         chunk: list[Future] = []
         size = self.iqa.chunk_size
-        for source in sources:
-            while not self.slots.acquire(timeout=0.1):
+        try:
+            for source in sources:
+                while not self.slots.acquire(timeout=0.1):
+                    if self.stop_event.is_set():
+                        return
                 if self.stop_event.is_set():
                     return
-            if self.stop_event.is_set():
-                return
-            self._count(+1)
-            chunk.append(self.loaders.submit(self._load, source))
-            if len(chunk) >= size:
+                self._count(+1)
+                chunk.append(self.loaders.submit(self._load, source))
+                if len(chunk) >= size:
+                    self._put(self.chunks, chunk)
+                    chunk = []
+        finally:  # also when the source fails: the images read before are scored first
+            if chunk:
                 self._put(self.chunks, chunk)
-                chunk = []
-        if chunk:
-            self._put(self.chunks, chunk)
 
     def _load(self, source: Source) -> Job | Future:
         """Load one image and hand it to the segment stage (returns that stage's future)."""
