@@ -30,7 +30,7 @@ from typing import Any
 import typer
 
 from dogiqa.aggregate import Aggregation, get_aggregation
-from dogiqa.cache import CacheError, RawCache, image_hash, run_key
+from dogiqa.cache import CacheError, RawCache, run_key
 from dogiqa.commands import options as opt
 from dogiqa.datasets import DatasetError, LabelledDataset, load_dataset
 from dogiqa.evaluate import clean_json, evaluate_predictions
@@ -85,13 +85,14 @@ def run_eval(
     resumed with another one must not mix the two).
     """
     key = run_key(request, exclude=NOT_IN_RUN_KEY)
-    hashes = [image_hash(it.path) if it.path and it.path.is_file() else None for it in ds.items]
+    hashes = cache.file_hashes([it.path for it in ds.items])  # unchanged files are not read again
     done = cache.done(key) if resume else set()
+    finished = cache.get_images(key, [h for h in hashes if h in done])
     meta = cache.run_config(key) or {}
     records: list[ImageResult | None] = [None] * len(ds.items)
     todo: list[int] = []
     for i, h in enumerate(hashes):
-        cached = cache.get_image(key, h) if h in done else None
+        cached = finished.get(h) if h is not None else None
         if cached is not None:
             rec = ImageResult.from_dict(json.loads(cached))
             rec.path = str(ds.items[i].path)
