@@ -103,8 +103,8 @@ def build_segmenter(name: str, args: argparse.Namespace, tmp: Path) -> Any:
         return SEGMENTERS.build_accepting(name)
     from dogiqa.testing.sam2_tiny import build_sam2, hiera_large_config
 
-    folder = tmp / f"sam2-{args.sam2}"
-    if not folder.exists():
+    folder = Path(args.work_dir or tmp) / f"sam2-{args.sam2}"
+    if not (folder / "config.json").exists():
         build_sam2(folder, hiera_large_config() if args.sam2 == "hiera-large" else None, biased=True)
     points = args.sam2_points or (4 if args.sam2 == "tiny" else 8)
     dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
@@ -238,7 +238,7 @@ def bench_segmenter(name: str, backend: Any, paths: list[Path], args: argparse.N
     cuda = args.device.startswith("cuda")
     built = make_modes(backend, build_segmenter(name, args, tmp), args)
     modes = built["modes"]
-    counter = FlopCounter(backend) if cuda else None
+    counter = FlopCounter(backend) if args.peak_flops else None
     for fn in modes.values():  # warm-up round (kernels, caches, worker start-up)
         fn(paths[: max(2, args.chunk_size)])
     seconds: dict[str, list[float]] = {m: [] for m in modes}
@@ -252,6 +252,7 @@ def bench_segmenter(name: str, backend: Any, paths: list[Path], args: argparse.N
             with GpuSampler() if cuda else _null() as sampler:
                 sec, outputs[mode] = timed(fn, paths, cuda)
             seconds[mode].append(sec)
+            print(f"[{name}] {mode}: {len(paths) / sec:.3f} images/s (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
             if cuda and sampler.mean is not None:
                 util[mode].append(sampler.mean)
             if counter and args.peak_flops:
@@ -341,7 +342,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed rounds (median), after one warm-up round")
     ap.add_argument("--peak-flops", type=float, default=0.0, help="bf16 dense peak, FLOP/s (default: by GPU name)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--work-dir", help="keep built models here (SAM 2 folders) for later runs")
+    ap.add_argument("--print", dest="print_file", help="only print the table of a saved --json report")
     args = ap.parse_args()
+    if args.print_file:
+        text = Path(args.print_file).read_text().strip()
+        print_table(json.loads(text)) if text else print(f"{args.print_file}: no report (the run failed or timed out)")
+        return
     if args.random_7b:
         args.family, args.size = "qwen", "7b"
 
