@@ -50,15 +50,16 @@ class PipelineOptions:
     ``load_workers``: decoding threads. ``segment_workers``: segmentation threads (default: 1 on CUDA or for
     GIL-bound segmenters, else CPU cores / torch threads, at most 4). ``segment_processes``: worker processes
     for segmenters that hold the GIL (scikit-image's; ignored for others); 0, the default, runs them in a
-    thread, which still overlaps the model. Workers are started with ``spawn``, which re-imports the main
-    script: a script that sets it must guard its entry point with ``if __name__ == "__main__":``.
+    thread, which still overlaps the model; None: one per CPU core, at most 4 (the CLI's default). Workers
+    are started with ``spawn``, which re-imports the main script: a script that asks for them must guard its
+    entry point with ``if __name__ == "__main__":``.
     ``max_in_flight``: images between the source and the output at once (at least two chunks, so that one
     is scored while the next is prepared; default 4 chunks + 2 per worker).
     """
 
     load_workers: int | None = None
     segment_workers: int | None = None
-    segment_processes: int | None = None
+    segment_processes: int | None = 0
     max_in_flight: int | None = None
 
     def resolved(self, segmenter: Any, chunk_size: int) -> PipelineOptions:
@@ -68,7 +69,8 @@ class PipelineOptions:
         seg_threads = self.segment_workers
         if seg_threads is None:  # CPU torch segmenters: one thread per group of torch threads
             seg_threads = 1 if on_cuda or by_process else max(1, min(4, cores // _torch_threads()))
-        procs = (self.segment_processes or 0) if by_process else 0  # opt-in: see the class docstring
+        procs = self.segment_processes  # opt-in (None: one per core, at most 4): see the class docstring
+        procs = (min(4, cores) if procs is None else procs) if by_process else 0
         flight = self.max_in_flight or 4 * chunk_size + 2 * (seg_threads + (self.load_workers or 2))
         return PipelineOptions(
             load_workers=max(1, self.load_workers or 2),

@@ -186,5 +186,7 @@ def test_options_pick_processes_for_gil_bound_segmenters_only_when_asked():
     from dogiqa.segmenters.classical import FelzenszwalbSegmenter
 
     assert PipelineOptions().resolved(FelzenszwalbSegmenter(), 8).segment_processes == 0
+    assert PipelineOptions(segment_processes=None).resolved(FelzenszwalbSegmenter(), 8).segment_processes >= 1
+    assert PipelineOptions(segment_processes=None).resolved(LeftHalf(), 8).segment_processes == 0  # GIL-free
     opts = PipelineOptions(segment_processes=2, max_in_flight=3).resolved(FelzenszwalbSegmenter(), 8)
     assert opts.segment_processes == 2 and opts.segment_workers >= 2 and opts.max_in_flight == 16
