@@ -15,8 +15,9 @@ write                 the caller, consuming the records as they come (``run_loca
 
 Chunks are the serial path's chunks (consecutive images in input order), so scores are identical to it.
 Records come out in input order. At most ``max_in_flight`` images are between being read from the source and
-being handed to the caller, whatever the collection's size (memory stays flat). A failure of any stage for
-one image becomes that image's error record (``dogiqa.stages``).
+being handed to the caller, whatever the collection's size (memory stays flat). The stages are
+``DogIQA``'s own (``_load``, ``_segment``, ``_score_jobs``): a failure of any stage for one image becomes that
+image's error record, as in the serial path.
 """
 
 from __future__ import annotations
@@ -33,12 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dogiqa import stages
 from dogiqa.results import ImageResult
-from dogiqa.stages import Job, Source
 
 if TYPE_CHECKING:
-    from dogiqa.api import DogIQA
+    from dogiqa.api import DogIQA, Source, _Job
 
 _END = object()
 
@@ -132,11 +131,11 @@ class StagedPipeline:
         self.close()
 
     # -- stage plumbing ----------------------------------------------------------------------------------
-    def _segment(self, job: Job) -> Job:
+    def _segment(self, job: _Job) -> _Job:
         """The segment stage for one job, on this thread's CUDA stream or in a worker process."""
         with self._stream():
             masks_of = self._in_process if self.options.segment_processes else None
-            return stages.segment(self.iqa, job, masks_of)
+            return self.iqa._segment(job, masks_of)
 
     def _in_process(self, image: Any) -> list[np.ndarray]:
         with self._lock:
@@ -229,10 +228,10 @@ class _Run:
             if chunk:
                 self._put(self.chunks, chunk)
 
-    def _load(self, source: Source) -> Job | Future:
+    def _load(self, source: Source) -> _Job | Future:
         """Load one image and hand it to the segment stage (returns that stage's future)."""
-        job = stages.load(self.iqa, source)
-        if not stages.needs_segmentation(self.iqa, job) or self.stop_event.is_set():
+        job = self.iqa._load(source)
+        if job.failed or not self.iqa.aggregation.uses_local or self.stop_event.is_set():
             return job
         return self.segmenters.submit(self.pipe._segment, job)
 
@@ -245,9 +244,10 @@ class _Run:
             if isinstance(item, BaseException):
                 raise item
             jobs = [_resolve(f) for f in item]
+            prepare = getattr(self.iqa.scorer, "prepare_crops", None)
             try:
-                prepared = stages.prepare_crops(self.iqa.scorer, stages.live_crops(jobs))
-            except Exception:  # noqa: BLE001 - scored (and isolated) image by image in score_jobs
+                prepared = prepare([c for j in jobs if not j.failed for c in j.crops]) if prepare else None
+            except Exception:  # noqa: BLE001 - then the score stage asks score_crops (which isolates images)
                 prepared = None
             if not self._put(self.prepared, (jobs, prepared)):
                 return
@@ -260,7 +260,7 @@ class _Run:
             if isinstance(item, BaseException):
                 raise item
             jobs, prepared = item
-            stages.score_jobs(self.iqa, jobs, prepared)
+            self.iqa._score_jobs(jobs, prepared)
             for job in jobs:
                 if not self._put(self.out, job.result):
                     return
@@ -299,7 +299,7 @@ class _Run:
             self.pipe.stats.now = 0
 
 
-def _resolve(future: Future) -> Job:
+def _resolve(future: Future) -> _Job:
     """The job behind a load future (which may hold a segmentation future)."""
     out = future.result()
     return out.result() if isinstance(out, Future) else out

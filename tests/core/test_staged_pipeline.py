@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dogiqa import stages
+from dogiqa import api as api_mod
 from dogiqa.api import DogIQA
 from dogiqa.pipeline import PipelineOptions, StagedPipeline
 from dogiqa.scorers.base import CropScore
@@ -91,13 +91,13 @@ def test_order_is_kept_when_stages_finish_out_of_order(monkeypatch):
     imgs = gray_images(12)
     # the first images segment slowest, so segmentation finishes roughly in reverse order
     seg = LeftHalf(delay=lambda im: 0.02 * (12 - int(np.asarray(im)[0, 0, 0])))
-    real_load = stages.load_image
+    real_load = api_mod.load_image
 
-    def slow_load(source, max_pixels):  # loading also finishes out of order
+    def slow_load(source, *caps):  # loading also finishes out of order
         time.sleep(0.01 * (int(np.asarray(source)[0, 0, 0]) % 3))
-        return real_load(source, max_pixels)
+        return real_load(source, *caps)
 
-    monkeypatch.setattr(stages, "load_image", slow_load)
+    monkeypatch.setattr(api_mod, "load_image", slow_load)
     iqa = DogIQA(scorer=MeanScorer(), segmenter=seg, aggregation="code", chunk_size=4)
     out = staged(iqa, imgs, load_workers=3, segment_workers=4)
     assert seg.finished != sorted(seg.finished)  # the stages did finish out of order
