@@ -9,7 +9,7 @@ import pytest
 
 from dogiqa import cache as cache_mod
 from dogiqa.cache import RawCache, image_hash
-from dogiqa.commands.evaluate import run_eval
+from dogiqa.runners.evaluation import run_eval
 from dogiqa.datasets import load_dataset
 from dogiqa.results import ImageResult
 
