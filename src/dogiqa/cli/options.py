@@ -78,11 +78,11 @@ PIPELINE: dict[str, tuple[Any, Any]] = {
     "max_batch_tokens": (option("max_batch_tokens", "Tokens per forward pass.", PERFORMANCE, metavar="N"), int),
     "prefix_cache": (switch("--prefix-cache/--no-prefix-cache", "Reuse prompt KV cache.", PERFORMANCE), bool),
     "max_pixels": (option("max_pixels", "Refuse larger images.", PERFORMANCE, metavar="N"), int),
-    "staged": (switch("--staged/--serial", "Overlap load, segment, score (on).", PERFORMANCE), bool),
+    "staged": (switch("--staged/--serial", "Overlap the stages (on).", PERFORMANCE), bool),
     "load_workers": (option("load_workers", "Decoding threads (2).", PERFORMANCE, metavar="N"), int),
     "segment_workers": (option("segment_workers", "Segmentation threads.", PERFORMANCE, metavar="N"), int),
     "segment_processes": (
-        option("segment_processes", "Processes for felzenszwalb/slic (0).", PERFORMANCE, metavar="N"),
+        option("segment_processes", "Processes (felzenszwalb).", PERFORMANCE, metavar="N"),
         int,
     ),
     "max_in_flight": (option("max_in_flight", "Images in memory at once.", PERFORMANCE, metavar="N"), int),
