@@ -336,7 +336,7 @@ def main() -> None:
     ap.add_argument("--max-pixels", type=int, default=1003520, help="Qwen image processor cap (7B)")
     ap.add_argument("--load-workers", type=int)
     ap.add_argument("--segment-workers", type=int)
-    ap.add_argument("--segment-processes", type=int, help="default: auto, as the CLI (one per core, at most 4)")
+    ap.add_argument("--segment-processes", type=int, default=0, help="felzenszwalb/slic worker processes (0)")
     ap.add_argument("--max-in-flight", type=int)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--repeat", type=int, default=3, help="timed rounds (median), after one warm-up round")
