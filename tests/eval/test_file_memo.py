@@ -9,9 +9,9 @@ import pytest
 
 from dogiqa import cache as cache_mod
 from dogiqa.cache import RawCache, image_hash
-from dogiqa.runners.evaluation import run_eval
 from dogiqa.datasets import load_dataset
 from dogiqa.results import ImageResult
+from dogiqa.runners.evaluation import run_eval
 
 
 def test_unchanged_files_are_not_read_again_and_changed_ones_are(tmp_path: Path, image_writer, monkeypatch) -> None:
