@@ -151,7 +151,9 @@ def _resolved(path: str) -> str:
 
 # -- the actor -------------------------------------------------------------------------------------------
 class _ScoreActor:
-    """Holds one DogIQA pipeline; reads and scores units of work into JSON records."""
+    """Holds one DogIQA pipeline; reads units of work and scores them into JSON records through its staged
+    pipeline (``score_many``: the local runner's; its worker processes, if configured, live as long as the
+    actor)."""
 
     def __init__(self, config: dict[str, Any], threads: int | None, options: dict[str, Any]):
         if threads and "torch" in sys.modules:  # otherwise OMP_NUM_THREADS (runtime env) applies at import
