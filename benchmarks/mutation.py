@@ -106,6 +106,7 @@ def run_group(repo: Path, name: str, sample: int, seed: int, max_children: int, 
     for sub in ("src", "tests"):  # exist before Python starts, so these PYTHONPATH entries are live
         (repo / "mutants" / sub).mkdir(parents=True)
     env = dict(os.environ, PYTHONPATH=f"{repo / 'mutants' / 'src'}{os.pathsep}{repo / 'mutants' / 'tests'}")
+    env["DOGIQA_TEST_MODEL_CACHE"] = str(repo.parent / "model-cache")  # tiny models built once, not per mutant
     env.pop("DOGIQA_FAIL_ON_SKIP", None)
     mutmut = [sys.executable, "-m", "mutmut"]
     start = time.perf_counter()
@@ -146,6 +147,7 @@ def main() -> None:
     shutil.rmtree(args.work, ignore_errors=True)
     repo = args.work / "repo"
     copy_tree(source, repo)
+    (args.work / "model-cache").mkdir()
     shared = (source.parent / "shared").resolve()
     for link in (args.work / "shared", repo / "shared"):  # tests look for REPO/../shared (REPO = repo/mutants)
         link.symlink_to(shared)
