@@ -158,13 +158,13 @@ def main() -> None:
         results.append(res)
         print(f"{name:10s} {res['killed']:4d}/{res['sampled']:<4d} killed ({res['kill_rate']:.1%}) of "
               f"{res['mutants_total']} mutants; {res['counts']}; {res['seconds']:.0f} s", flush=True)  # fmt: skip
-    killed, sampled = sum(r["killed"] for r in results), sum(r["sampled"] for r in results)
+        killed, sampled = sum(r["killed"] for r in results), sum(r["sampled"] for r in results)
+        if args.out:  # after every group, so a long run reports what it has
+            summary = {"source": str(source), "commit": commit.stdout.strip(), "sample": args.sample,
+                       "seed": args.seed, "killed": killed, "sampled": sampled, "groups": results}  # fmt: skip
+            args.out.write_text(json.dumps(summary, indent=1))
     print(f"{'total':10s} {killed:4d}/{sampled:<4d} killed ({killed / max(1, sampled):.1%})  source {source} "
           f"@ {commit.stdout.strip()}")  # fmt: skip
-    if args.out:
-        summary = {"source": str(source), "commit": commit.stdout.strip(), "sample": args.sample, "seed": args.seed,
-                   "killed": killed, "sampled": sampled, "groups": results}  # fmt: skip
-        args.out.write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":
