@@ -10,7 +10,7 @@ from dataclasses import fields
 import httpx
 import numpy as np
 import pytest
-from http_helpers import Gated, client_for, image_bytes, serve_iqa  # noqa: F401 - serve_iqa is a fixture
+from http_helpers import Gated, client_for, image_bytes
 from PIL import Image
 
 from dogiqa.api import DogIQA
@@ -108,7 +108,7 @@ def test_bad_images_are_400_and_non_image_bodies_415(serve_iqa):
     async def go():
         async with client_for(app_for(serve_iqa)) as c:
             return (
-                await c.post("/v1/score?name=x.jpg", content=b"this is not an image", headers={"Content-Type": "image/jpeg"}),
+                await c.post("/v1/score?name=x.jpg", content=b"not an image", headers={"Content-Type": "image/jpeg"}),
                 await c.post("/v1/score", content=b""),
                 await c.post("/v1/score", content=image_bytes(fmt="PNG")[:60], headers={"Content-Type": "image/png"}),
                 await c.post("/v1/score", data={"note": "no file"}, files={"other": ("", b"", "text/plain")}),

@@ -5,8 +5,15 @@ One pipeline is loaded once, in the background; concurrent requests are batched 
 
 from dogiqa.serve.settings import DEFAULT_TOKEN_ENV, ServeSettings, check_exposure, is_loopback, token_from_env
 
-__all__ = ["DEFAULT_TOKEN_ENV", "ServeSettings", "check_exposure", "is_loopback", "token_from_env", "create_app",
-           "run_server"]
+__all__ = [
+    "DEFAULT_TOKEN_ENV",
+    "ServeSettings",
+    "check_exposure",
+    "is_loopback",
+    "token_from_env",
+    "create_app",
+    "run_server",
+]
 
 
 def __getattr__(name: str):  # FastAPI/uvicorn only when the service is used

@@ -1,11 +1,11 @@
 """The HTTP application: routes, authentication, caps and JSON errors over a ``Service``.
 
-    POST /v1/score          one image (multipart field ``file`` or the raw body) -> its result record
-    POST /v1/score/batch    several images (multipart fields ``files``) -> {"results": [record, ...]}
-    POST /v1/overlay        one image -> the region overlay as PNG (score in the X-DogIQA-Score header)
-    GET  /v1/config         the pipeline configuration and the service settings
-    GET  /healthz           200 once the model is loaded, 503 before (or when loading failed)
-    GET  /                  a page to drop an image on;  /docs, /openapi.json: the API description
+POST /v1/score          one image (multipart field ``file`` or the raw body) -> its result record
+POST /v1/score/batch    several images (multipart fields ``files``) -> {"results": [record, ...]}
+POST /v1/overlay        one image -> the region overlay as PNG (score in the X-DogIQA-Score header)
+GET  /v1/config         the pipeline configuration and the service settings
+GET  /healthz           200 once the model is loaded, 503 before (or when loading failed)
+GET  /                  a page to drop an image on;  /docs, /openapi.json: the API description
 """
 
 from __future__ import annotations
@@ -67,6 +67,10 @@ ERRORS = {
 }
 
 
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: ERRORS[code] for code in codes}
+
+
 class HTTPError(HTTPException):
     """An HTTP error with extra JSON fields (``record``) and headers."""
 
@@ -122,13 +126,13 @@ def create_app(
         return JSONResponse({"status": service.state}, status_code=200 if service.state == "ready" else 503)
 
     @app.get("/v1/config", summary="Pipeline configuration and service settings", dependencies=[Depends(authorised)],
-             responses={k: ERRORS[k] for k in (401, 503)})  # fmt: skip
+             responses=_errors(401, 503))  # fmt: skip
     async def config() -> dict[str, Any]:
         iqa = _ready(service)
         return {"pipeline": dict(iqa.config), "service": settings.public(), "batching": service.batch_stats()}
 
     @app.post("/v1/score", summary="Score one image", dependencies=[Depends(authorised)], openapi_extra={
-        "requestBody": IMAGE_BODY}, responses={k: ERRORS[k] for k in (400, 401, 413, 415, 429, 503)})  # fmt: skip
+        "requestBody": IMAGE_BODY}, responses=_errors(400, 401, 413, 415, 429, 503))  # fmt: skip
     async def score(
         request: Request,
         overlay: bool = Query(False, description="also return the region overlay (PNG, base64) as `overlay_png`"),
@@ -147,7 +151,7 @@ def create_app(
 
     @app.post("/v1/score/batch", summary="Score several images", dependencies=[Depends(authorised)],
               openapi_extra={"requestBody": BATCH_BODY},
-              responses={k: ERRORS[k] for k in (400, 401, 413, 415, 429, 503)})  # fmt: skip
+              responses=_errors(400, 401, 413, 415, 429, 503))  # fmt: skip
     async def score_batch(request: Request) -> dict[str, Any]:
         _ready(service)
         items = await _many_uploads(request, settings)
@@ -158,7 +162,7 @@ def create_app(
 
     @app.post("/v1/overlay", summary="Score one image and draw its regions (PNG)", dependencies=[Depends(authorised)],
               openapi_extra={"requestBody": IMAGE_BODY}, response_class=Response,
-              responses={200: {"content": {"image/png": {}}}, **{k: ERRORS[k] for k in (400, 401, 413, 429, 503)}})  # fmt: skip
+              responses={200: {"content": {"image/png": {}}}, **_errors(400, 401, 413, 429, 503)})  # fmt: skip
     async def overlay(request: Request, name: str | None = Query(None)) -> Response:
         _ready(service)
         upload = await _one_upload(request, name, settings)

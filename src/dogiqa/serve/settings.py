@@ -74,7 +74,7 @@ def token_from_env(name: str | None, required: bool = False) -> str | None:
             raise UsageError(f"the token in ${var} is too short: use at least 16 characters", setting="--token-env")
         return value
     if required:
-        raise UsageError(f"--token-env {var}: the environment variable {var} is not set or empty", setting="--token-env")
+        raise UsageError(f"--token-env {var}: the environment variable {var} is not set or empty", "--token-env")
     return None
 
 
