@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from http_helpers import PIPELINE, client_for, cli_flags, image_bytes, tiny_pipeline
+from http_helpers import PIPELINE, cli_flags, client_for, image_bytes
 from typer.testing import CliRunner
 
 from dogiqa.serve import ServeSettings, create_app
@@ -131,7 +131,9 @@ def test_callers_that_went_away_are_skipped():
     assert rec.batches == [[1], [3]]
 
 
-def test_batched_service_scores_equal_the_cli(tiny_qwen2vl_dir: Path, sample_images_dir: Path, tmp_path: Path):
+def test_batched_service_scores_equal_the_cli(
+    tiny_qwen2vl_dir: Path, serve_iqa, sample_images_dir: Path, tmp_path: Path
+):
     from dogiqa.cli import app as cli
 
     folder = tmp_path / "images"
@@ -146,7 +148,7 @@ def test_batched_service_scores_equal_the_cli(tiny_qwen2vl_dir: Path, sample_ima
     want = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
     assert len(want) == 8 and all(r["score"] is not None for r in want.values())
 
-    iqa = tiny_pipeline(tiny_qwen2vl_dir)
+    iqa = serve_iqa  # built with the same options as the CLI flags (http_helpers.PIPELINE)
     settings = ServeSettings(max_batch=8, max_wait_ms=300)
 
     async def go():
