@@ -36,7 +36,7 @@ class Recorder:
 
 def test_concurrent_callers_share_batches_and_get_their_own_results():
     rec = Recorder()
-    batcher = Batcher(rec, max_batch=4, max_wait_ms=500, max_queue=16)
+    batcher = Batcher(rec, max_batch=4, max_wait_ms=2000, max_queue=16)
 
     async def go():
         futures = [batcher.submit([i])[0] for i in range(5)]  # five callers in the same instant
@@ -149,7 +149,7 @@ def test_batched_service_scores_equal_the_cli(
     assert len(want) == 8 and all(r["score"] is not None for r in want.values())
 
     iqa = serve_iqa  # built with the same options as the CLI flags (http_helpers.PIPELINE)
-    settings = ServeSettings(max_batch=8, max_wait_ms=300)
+    settings = ServeSettings(max_batch=8, max_wait_ms=1000)
 
     async def go():
         async with client_for(create_app(lambda: iqa, settings)) as c:

@@ -48,7 +48,7 @@ def test_graceful_shutdown_finishes_requests_in_flight(serve_iqa):
         assert gated.started.wait(30)
         deadline = time.monotonic() + 60
         batcher = server.config.app.state.service.batcher
-        while batcher.waiting < 2:  # one image is with the model, two wait in the queue
+        while sum(gated.batches) + batcher.waiting < 3:  # all three are with the model or in the queue
             assert time.monotonic() < deadline
             time.sleep(0.01)
         server.should_exit = True  # what SIGTERM / Ctrl-C do
