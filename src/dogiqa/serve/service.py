@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from dogiqa.io import ImageLoadError, load_image
+from dogiqa.io import ImageLoadError, decode_image
 from dogiqa.results import ImageResult
 from dogiqa.serve.batching import Batcher
 from dogiqa.serve.settings import ServeSettings
@@ -54,7 +54,7 @@ class Upload:
         if size is not None and size[0] * size[1] > max_pixels:
             raise TooLarge(f"{name}: image has {size[0] * size[1]:,} pixels, over the cap of {max_pixels:,}")
         try:
-            image = load_image(data, max_pixels)
+            image = decode_image(data, name, max_pixels)
         except ImageLoadError as exc:
             raise BadImage(name, exc.reason) from exc
         return cls(name, image)
