@@ -63,11 +63,13 @@ def test_graceful_shutdown_finishes_requests_in_flight(serve_iqa):
     assert sum(gated.batches) == 3
 
 
-def test_run_server_exits_2_when_the_pipeline_cannot_load():
+def test_run_server_raises_a_usage_error_when_the_pipeline_cannot_load():
     def factory():
         raise OSError("model folder /nowhere does not exist")
 
-    assert run_server(factory, ServeSettings(port=0), log_level="critical") == EXIT_USAGE
+    with pytest.raises(UsageError, match="cannot be loaded: OSError: model folder /nowhere") as err:
+        run_server(factory, ServeSettings(port=0), log_level="critical")
+    assert err.value.exit_code == EXIT_USAGE
 
 
 def test_exposure_rules():

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from dogiqa.errors import EXIT_OK, EXIT_USAGE, UsageError
+from dogiqa.errors import UsageError
 from dogiqa.serve.settings import ServeSettings, check_exposure
 
 
@@ -52,14 +53,21 @@ def build_server(factory: Callable[[], Any], settings: ServeSettings, log_level:
     return server, failures
 
 
-def run_server(factory: Callable[[], Any], settings: ServeSettings, log_level: str = "info") -> int:
-    """Serve until SIGINT/SIGTERM (in-flight requests are finished first). Returns the exit code: 0, or 2 when
-    the address is refused, unavailable or the pipeline cannot be loaded."""
+def run_server(factory: Callable[[], Any], settings: ServeSettings, log_level: str = "info") -> None:
+    """Serve until SIGINT/SIGTERM (the requests in flight are finished first). Raises ``UsageError`` (exit 2)
+    when the address is refused or unavailable, or when the pipeline cannot be loaded."""
     check_exposure(settings)
     sock = bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    auth = "bearer token required" if settings.token else "no token"
+    print(
+        f"dogiqa serve: listening on http://{shown}:{port} ({auth}); loading the pipeline", file=sys.stderr, flush=True
+    )
     server, failures = build_server(factory, settings, log_level)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
-    return EXIT_USAGE if failures else EXIT_OK
+    if failures:
+        raise UsageError(f"the pipeline cannot be loaded: {failures[0]}")

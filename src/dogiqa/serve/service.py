@@ -110,7 +110,8 @@ class Service:
         self.iqa = iqa
         self.batcher = Batcher(self._score_batch, s.max_batch, s.max_wait_ms, s.max_queue)
         self.state = "ready"
-        log.info("pipeline ready in %.1f s: %s", time.perf_counter() - start, iqa.config)
+        brief = {k: v for k, v in dict(iqa.config).items() if k != "pipeline"}
+        log.info("pipeline ready in %.1f s: %s", time.perf_counter() - start, brief)
 
     def _score_batch(self, uploads: list[Upload]) -> list[tuple[ImageResult, int]]:
         """Runs in the batcher's thread: one ``score_many`` call for the whole batch."""
