@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+REF_CHUNK = 8  # the CLI reference run's --chunk-size; the service is configured the same way
 sys.path[:0] = [str(ROOT / "src")]
 
 
@@ -50,7 +51,9 @@ def _serve(model: str, segmenter: str, max_batch: int, max_wait_ms: float, conn)
     conn.send(sock.getsockname()[1])
 
     def factory():
-        return DogIQA.from_preset("recommended", model=model, segmenter=segmenter, device="cpu", dtype="float32")
+        return DogIQA.from_preset(
+            "recommended", model=model, segmenter=segmenter, device="cpu", dtype="float32", chunk_size=REF_CHUNK
+        )
 
     server, _ = build_server(factory, settings, log_level="warning")
     server.run(sockets=[sock])
@@ -90,6 +93,7 @@ async def load(url: str, images: list[tuple[str, bytes]], clients: int, requests
     latencies: list[float] = []
     records: list[tuple[str, dict]] = []
     failures: list[str] = []
+    retried: list[str] = []
     stop_at = time.monotonic() + time_limit
     sent = 0
 
@@ -103,6 +107,13 @@ async def load(url: str, images: list[tuple[str, bytes]], clients: int, requests
             start = time.perf_counter()
             try:
                 resp = await http.post(f"{url}/v1/score?name={name}", content=data)
+            except (httpx.ReadError, httpx.RemoteProtocolError) as exc:  # a dropped kept-alive connection
+                retried.append(f"{name}: {type(exc).__name__}")
+                try:
+                    resp = await http.post(f"{url}/v1/score?name={name}", content=data)
+                except httpx.HTTPError as again:
+                    failures.append(f"{name}: {type(again).__name__} after a retry")
+                    continue
             except httpx.HTTPError as exc:
                 failures.append(f"{name}: {type(exc).__name__}")
                 continue
@@ -117,7 +128,8 @@ async def load(url: str, images: list[tuple[str, bytes]], clients: int, requests
         start = time.perf_counter()
         await asyncio.gather(*(client(c, http) for c in range(clients)))
         seconds = time.perf_counter() - start
-    return {"sent": sent, "records": records, "failures": failures, "latencies": latencies, "seconds": seconds}
+    return {"sent": sent, "records": records, "failures": failures, "retried": retried, "latencies": latencies,
+            "seconds": seconds}  # fmt: skip
 
 
 def compare(records: list[tuple[str, dict]], reference: dict[str, dict]) -> tuple[int, int, float]:
@@ -166,6 +178,8 @@ def report(label: str, result: dict, reference: dict, stats: dict) -> float:
           f"batches {stats}")  # fmt: skip
     for failure in result["failures"][:5]:
         print(f"  failed: {failure}")
+    if result["retried"]:
+        print(f"  {len(result['retried'])} requests retried once after a dropped connection: {result['retried'][:5]}")
     return rate
 
 
@@ -199,7 +213,7 @@ def main() -> None:
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")  # fmt: skip
         cli_out = tmp / "cli.jsonl"
         cli_seq = run_cli(folder, model, args.segmenter, tmp / "cli1.jsonl", chunk_size=1)
-        cli_chunked = run_cli(folder, model, args.segmenter, cli_out, chunk_size=8)
+        cli_chunked = run_cli(folder, model, args.segmenter, cli_out, chunk_size=REF_CHUNK)
         reference = {Path(r["path"]).name: r for r in map(json.loads, cli_out.read_text().splitlines())}
         print(f"CLI (dogiqa score, {args.images} images, model loading excluded): chunk 1 {cli_seq:.2f} s = "
               f"{args.images / cli_seq:.1f} images/s; chunk 8 {cli_chunked:.2f} s = "
