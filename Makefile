@@ -15,7 +15,7 @@ $(BIN)/python:
 # torch first (a CPU build), so that nothing pulls a multi-GB CUDA build
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,ray,openai,datasets,webdataset]"
+	$(BIN)/python -m pip install -q -e ".[dev,ray,openai,serve,datasets,webdataset]"
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
