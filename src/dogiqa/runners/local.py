@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dogiqa.api import DogIQA, Source
+from dogiqa.config import PipelineConfig
 from dogiqa.results import ImageResult
 from dogiqa.sinks import ResultWriter, prepare_output
 
@@ -58,7 +60,7 @@ class RunSummary:
 
 
 def run_local(
-    iqa: DogIQA,
+    iqa: DogIQA | PipelineConfig | Mapping[str, Any],
     sources: Iterable[Source],
     output: str | Path | None = None,
     on_result: Callable[[ImageResult], None] | None = None,
@@ -67,8 +69,11 @@ def run_local(
 ) -> RunSummary:
     """Score every source; write each record to ``output`` (.jsonl/.csv) as soon as it is ready.
 
+    ``iqa``: a pipeline, or a configuration (any form ``DogIQA.from_config`` takes) to build one from.
     An existing ``output`` is continued with ``resume`` (images with a finished record are skipped and
     counted in ``summary.resumed``) or replaced with ``overwrite``; otherwise OutputExistsError (exit 2)."""
+    if not isinstance(iqa, DogIQA):
+        iqa = DogIQA.from_config(iqa)
     summary = RunSummary()
     start = time.perf_counter()
     done = prepare_output(output, resume, overwrite) if output else set()
