@@ -147,3 +147,10 @@ def test_kill_9_then_resume_equals_a_clean_run(tmp_path):
     for r in got:
         assert r.score == pytest.approx(by_path[r.path], rel=1e-9), r.path
     assert f"{done_before - 1} already done" in " ".join(resumed.stderr.decode().split())
+
+
+def test_exit_codes_are_in_help():
+    for args in ([], ["score"]):
+        res = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "80"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0 and "Exit codes: 0" in text and "3 internal error" in text

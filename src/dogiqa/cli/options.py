@@ -78,6 +78,7 @@ PIPELINE: dict[str, tuple[Any, Any]] = {
     "max_batch_tokens": (option("max_batch_tokens", "Tokens per forward pass.", PERFORMANCE, metavar="N"), int),
     "prefix_cache": (switch("--prefix-cache/--no-prefix-cache", "Reuse prompt KV cache.", PERFORMANCE), bool),
     "max_pixels": (option("max_pixels", "Refuse larger images.", PERFORMANCE, metavar="N"), int),
+    "max_file_bytes": (option("max_file_bytes", "Refuse larger files.", PERFORMANCE, metavar="BYTES"), int),
     "base_url": (option("base_url", "API root: http://HOST:PORT/v1", SERVER, metavar="URL"), str),
     "api_key_env": (option("api_key_env", "Variable holding the API key.", SERVER, metavar="VAR"), str),
     "concurrency": (option("concurrency", "Requests in flight (8).", SERVER, metavar="N"), int),
