@@ -49,7 +49,8 @@ def main() -> int:
             records[rec.path] = rec
     log = proc.stdout + proc.stderr
     print(f"$ {' '.join(cmd[1:4])} ... -> exit {proc.returncode} in {seconds:.1f} s; {len(records)} records")
-    print(log.strip().splitlines()[-1] if log.strip() else "(no output)")
+    summary = [line for line in log.splitlines() if " scored, " in line]
+    print(summary[-1] if summary else "(no summary line)")
     tally: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     bad = 0
     for kind in kinds:
