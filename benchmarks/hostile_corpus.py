@@ -37,8 +37,8 @@ def main() -> int:
     os.mkfifo(fifo)
     out = work / "out.jsonl"
     named = [*DEVICE_PATHS, str(fifo), str(work / "missing.png")]
-    cmd = [sys.executable, "-m", "dogiqa.cli", "score", str(corpus), *named, "--model", str(model),
-           "--segmenter", "none", "--aggregation", "global", "-o", str(out), "--overwrite", "--verbose", "-q"]  # fmt: skip
+    cmd = [sys.executable, "-m", "dogiqa.cli", "score", str(corpus), *named, "--model", str(model), "--segmenter",
+           "none", "--aggregation", "global", "-o", str(out), "--overwrite", "--verbose", "-q"]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
     seconds = time.perf_counter() - start
