@@ -27,3 +27,9 @@ class UsageError(DogIQAError, ValueError):
     def __init__(self, message: str, setting: str | None = None):
         super().__init__(message)
         self.setting = setting
+
+
+class ServerCapabilityError(UsageError):
+    """The server named by ``--base-url`` cannot serve this run: unreachable, unknown model, rejected key, or a
+    missing capability the readout needs (log-probabilities, ``continue_final_message``). Raised on first
+    contact, before any image is scored; the message names the URL (never its user-info) and the cause."""

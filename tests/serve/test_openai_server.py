@@ -274,6 +274,8 @@ def test_pipeline_through_faults_equals_a_clean_run(chat_server, sample_images_d
         preset="recommended", model="tiny-vlm", backend="openai", segmenter="felzenszwalb", backend_options=opts
     )
     assert iqa.config["model"] == f"openai:{chat_server.url}:tiny-vlm"
+    assert chat_server.total_requests() == 1  # the first-contact probe
+    chat_server.reset()
     clean = [r.to_dict() for r in iqa.score_many(paths)]
     clean_counts = dict(chat_server.by_image)
     chat_server.all_faults = ["500", "429", "drop", "malformed"]
