@@ -9,9 +9,9 @@ it), ``huge_chunked`` (the same without a length), ``drip`` (the whole response,
 byte per ``drip_s`` seconds), ``retry_forever`` (429 with ``Retry-After: 100000``), ``echo_auth`` (a 400 whose
 message quotes the request's ``Authorization`` header), ``echo_auth_500`` (the same as a retryable 500),
 ``echo_answer`` (a 200 whose answer text is the ``Authorization`` header), ``deep`` (a 200 body of 100 000
-nested brackets), ``long_error`` (a 400 with 5000 characters of text). Server-wide capability switches: ``logprobs_supported = False`` (never returns
-log-probabilities, like ``transformers serve``), ``reject_continue = True`` (422 for
-``continue_final_message``).
+nested brackets), ``long_error`` (a 400 with 5000 characters of text). Server-wide capability switches:
+``logprobs_supported = False`` (never returns log-probabilities, like ``transformers serve``),
+``reject_continue = True`` (422 for ``continue_final_message``).
 """
 
 from __future__ import annotations
