@@ -39,7 +39,7 @@ def timed(be: OpenAIServerBackend, items: list[int]):
 def test_a_300_mb_response_is_capped(chat_server, fault):
     chat_server.faults[1] = [fault]
     (out, ok), elapsed = timed(backend(chat_server, max_response_bytes=1 << 20), [1, 2])
-    assert out.error.startswith(BACKEND_FAILED) and "cap is 1048576 bytes" in out.error
+    assert out.error.startswith(BACKEND_FAILED) and "cap of 1048576 bytes" in out.error
     assert "not retried" in out.error and out.meta["backend_error"] is True
     assert ok.error is None and ok.text == str(level_of(2))
     assert chat_server.counts[1] == 1

@@ -33,9 +33,10 @@ class ResponseTooLarge(Exception):
     """A response body is larger than the cap; ``size`` is the declared or read size so far."""
 
     def __init__(self, cap: int, size: int, declared: bool):
-        what = "declares" if declared else "sent more than"
-        shown = size if declared else cap
-        super().__init__(f"the response {what} {shown} bytes; the cap is {cap} bytes")
+        if declared:
+            super().__init__(f"the response declares {size} bytes, over the cap of {cap} bytes")
+        else:
+            super().__init__(f"the response is longer than the cap of {cap} bytes")
         self.cap, self.size = cap, size
 
 
