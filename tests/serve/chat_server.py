@@ -85,6 +85,7 @@ class ChatServer(ThreadingHTTPServer):
         self.drip_s = 0.2
         self.logprobs_supported = True
         self.reject_continue = False
+        self.probes = 0  # first-contact probes (a 64x64 mid-grey image) among the requests
         self.sent_bytes: Counter[int] = Counter()  # bytes written by the hostile faults, per item
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -104,12 +105,17 @@ class ChatServer(ThreadingHTTPServer):
     def reset(self) -> None:
         with self.lock:
             self.counts.clear()
+            self.probes = 0
             self.by_image.clear()
             self.times.clear()
             self.max_inflight = 0
 
     def total_requests(self) -> int:
         return sum(self.counts.values())
+
+    def scoring_requests(self) -> int:
+        """Requests other than the backend's first-contact probes."""
+        return self.total_requests() - self.probes
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -166,6 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
             srv.bodies[item] = body
             srv.headers_seen[item] = dict(self.headers)
             srv.sizes[item] = image.size
+            srv.probes += _is_probe(image)
             srv.inflight += 1
             srv.max_inflight = max(srv.max_inflight, srv.inflight)
             if item in srv.faults:
@@ -242,6 +249,11 @@ class _Handler(BaseHTTPRequestHandler):
                     self.server.sent_bytes[item] += len(chunk)
         except OSError:  # the client gave up: what this fault is for
             pass
+
+
+def _is_probe(image: Image.Image) -> bool:
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    return image.size == (64, 64) and bool(np.abs(pixels - 128).max() <= 2)
 
 
 def _image_from(body: dict[str, Any]) -> Image.Image:

@@ -29,7 +29,7 @@ def closed_port() -> int:
 
 def test_a_capable_server_passes_with_one_or_two_requests(chat_server):
     iqa = pipeline(chat_server.url)
-    assert chat_server.total_requests() == 1
+    assert chat_server.total_requests() == 1 and chat_server.probes == 1
     assert iqa.score(Image.new("RGB", (40, 30), (10, 200, 30))).score is not None
     chat_server.reset()
     pipeline(chat_server.url, readout="qalign")  # plain request, then one with the answer prefix
@@ -84,9 +84,19 @@ def test_an_unhealthy_server_is_retried_then_reported(chat_server):
 
 
 def test_not_a_chat_completions_endpoint(chat_server):
-    chat_server.faults[PROBE_ITEM] = ["empty"]
+    chat_server.faults[PROBE_ITEM] = ["empty"]  # once: retried like any malformed answer
+    pipeline(chat_server.url)
+    chat_server.faults[PROBE_ITEM] = ["empty"] * 10
+    chat_server.reset()
     with pytest.raises(ServerCapabilityError, match="does not answer like an OpenAI chat-completions endpoint"):
-        pipeline(chat_server.url)
+        pipeline(chat_server.url, max_retries=2)
+    assert chat_server.counts[PROBE_ITEM] == 3
+
+
+def test_a_dropped_first_connection_is_retried(chat_server):
+    chat_server.faults[PROBE_ITEM] = ["drop", "500"]
+    pipeline(chat_server.url)
+    assert chat_server.counts[PROBE_ITEM] == 3 and chat_server.probes == 3
 
 
 def test_connection_refused_is_one_message_fast():

@@ -77,7 +77,8 @@ log = logging.getLogger(__name__)
 
 class _Retry(Exception):
     """A retryable failure of one attempt; ``retry_after`` is the server's hint in seconds; ``kind`` is
-    ``status`` (408/429/5xx), ``timeout``, ``connect`` or ``malformed``."""
+    ``status`` (408/429/5xx), ``timeout``, ``connect`` (refused, unknown host), ``transport`` (dropped) or
+    ``malformed``."""
 
     def __init__(self, reason: str, retry_after: float | None = None, kind: str = "status"):
         super().__init__(reason)
@@ -343,36 +344,48 @@ class OpenAIServerBackend:
             self._probe_request(prompt, list(candidates), prefix=True)
 
     def _probe_request(self, prompt: Prompt, candidates: list[str], prefix: bool) -> dict[str, Any]:
+        """The first choice of one test request; transient failures are retried like a crop's (refused
+        connections and unknown hosts are not: they fail at once)."""
         url = self.base_url + "/chat/completions"
         body = self._body(Image.new("RGB", (64, 64), (128, 128, 128)), prompt, candidates)
         give_up_at = time.monotonic() + self.max_retry_time
         for attempt in range(self.max_retries + 1):
+            retry_after = None
             try:
                 status, headers, data = self._exchange("POST", url, body)
-            except _Retry as exc:  # unreachable or too slow: no point in waiting for it
-                raise ServerCapabilityError(self._unreachable(url, exc), setting="--base-url") from None
+            except _Retry as exc:
+                failure = ServerCapabilityError(self._unreachable(url, exc), setting="--base-url")
+                if exc.kind == "connect":
+                    raise failure from None
             except ResponseTooLarge as exc:
                 raise ServerCapabilityError(f"the server at {self.base_url}: {exc}", "--max-response-bytes") from None
-            retry_after = parse_retry_after(headers.get("retry-after"))
+            else:
+                if status == 200:
+                    choice, failure = self._probe_choice(url, data)
+                    if choice is not None:
+                        return choice
+                elif status in RETRY_STATUS or status >= 500:
+                    failure = self._refusal(status, data, prefix, attempt + 1)
+                    retry_after = parse_retry_after(headers.get("retry-after"))
+                else:
+                    raise self._refusal(status, data, prefix, attempt + 1)
             delay = self._delay(attempt, retry_after)
-            retryable = status in RETRY_STATUS or status >= 500
-            if retryable and attempt < self.max_retries and time.monotonic() + delay <= give_up_at:
-                time.sleep(delay)
-                continue
-            if status != 200:
-                raise self._refusal(status, data, prefix, attempt + 1)
-            try:
-                choice = json.loads(data)["choices"][0]
-                if not isinstance(choice.get("message"), dict):
-                    raise TypeError("no message")
-                return choice
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
-                raise ServerCapabilityError(
-                    f"{url} does not answer like an OpenAI chat-completions endpoint ({type(exc).__name__}: "
-                    f"{self._scrub(repr(data[:120]), _TEXT_LIMIT)}); check --base-url",
-                    setting="--base-url",
-                ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+            if attempt == self.max_retries or time.monotonic() + delay > give_up_at:
+                break
+            time.sleep(delay)
+        raise failure
+
+    def _probe_choice(self, url: str, data: bytes) -> tuple[dict[str, Any] | None, ServerCapabilityError]:
+        try:
+            choice = json.loads(data)["choices"][0]
+            if isinstance(choice.get("message"), dict):
+                return choice, ServerCapabilityError("")
+            reason = "TypeError: no message"
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
+            reason = type(exc).__name__
+        shown = self._scrub(repr(data[:120]), _TEXT_LIMIT)
+        msg = f"{url} does not answer like an OpenAI chat-completions endpoint ({reason}: {shown}); check --base-url"
+        return None, ServerCapabilityError(msg, setting="--base-url")
 
     def _unreachable(self, url: str, exc: _Retry) -> str:
         cause = str(exc)
@@ -519,8 +532,10 @@ class OpenAIServerBackend:
             raise _Retry(
                 f"timeout: no complete answer within {self.deadline:g} s ({type(exc).__name__})", kind="timeout"
             ) from exc
-        except httpx.RequestError as exc:  # connection refused/reset/dropped, DNS, bad encoding, redirects
+        except httpx.ConnectError as exc:  # refused, unknown host: the server is not there
             raise _Retry(f"connection error: {type(exc).__name__}: {exc}", kind="connect") from exc
+        except httpx.RequestError as exc:  # reset/dropped connections, bad encoding, redirects
+            raise _Retry(f"connection error: {type(exc).__name__}: {exc}", kind="transport") from exc
 
     def _attempt(
         self, url: str, body: dict[str, Any], candidates: list[str], want_text: bool, prefix: str = ""
