@@ -12,9 +12,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from dogiqa.io import ImageLoadError, load_image
+from dogiqa.atomic import atomic_save_image, atomic_write_text
+from dogiqa.io import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from dogiqa.report.overlay import render_overlay
-from dogiqa.results import ImageResult
+from dogiqa.results import ImageResult, display_text
 
 THUMB_SIZE = 256
 PAGE_NAME = "index.html"
@@ -103,15 +104,24 @@ def _row(index: int, result: ImageResult, png: str | None, thumb: str | None, er
     return "<tr>" + "".join(cells) + "</tr>"
 
 
-def _load(source: Image.Image | str | Path) -> Image.Image:
-    return source.convert("RGB") if isinstance(source, Image.Image) else load_image(source)
+def _load(source: Image.Image | str | Path, max_pixels: int | None, max_file_bytes: int | None) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source.convert("RGB")
+    return load_image(source, max_pixels, max_file_bytes)  # the same caps as the run
 
 
 class ReportWriter:
     """Streaming report: ``add`` writes an image's overlay PNG at once and keeps only its table row (so a
     run of thousands of images never holds their masks); ``close`` writes the HTML page."""
 
-    def __init__(self, out_dir: str | Path, title: str = "dogiqa report"):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        title: str = "dogiqa report",
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+    ):
+        self.max_pixels, self.max_file_bytes = max_pixels, max_file_bytes
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.title = title
@@ -123,20 +133,27 @@ class ReportWriter:
         index = len(self.rows)
         png = thumb = None
         error = result.error
+        source = source if source is not None else result.image  # the run's decoded image: no second decode
         try:
-            overlay = render_overlay(_load(source if source is not None else result.path), result)
+            if source is None and result.error and result.width is None:  # the run refused or could not read it
+                raise ImageLoadError(result.path, "not decoded by the run")
+            image = _load(result.path if source is None else source, self.max_pixels, self.max_file_bytes)
+            overlay = render_overlay(image, result)
             png = _safe_name(index, result.path)
-            overlay.save(self.out / png)
+            atomic_save_image(overlay, self.out / png, format="PNG")
             thumb = _thumbnail_uri(overlay)
         except (ImageLoadError, OSError, ValueError) as exc:
             png = None
-            error = f"report: {exc}" if not error else f"{error}; report: {exc}"
+            if not (result.error and result.width is None):  # a failed load already says why in the row
+                error = f"report: {exc}" if not error else f"{error}; report: {exc}"
+        finally:
+            result.image = None  # never hold every image
         self.rows.append(_row(index, result, png, thumb, error))
         return self.out / png if png else None
 
     def close(self) -> Path:
         page = self.out / PAGE_NAME
-        page.write_text(_page(self.title, self.rows), encoding="utf-8")
+        atomic_write_text(page, display_text(_page(self.title, self.rows)))  # names that are not UTF-8
         return page
 
 
