@@ -8,9 +8,6 @@ from typing import Any
 
 import typer
 
-from dogiqa.datasets import DatasetError, load_dataset
-from dogiqa.evaluate import PredictionsError, clean_json, evaluate_predictions, read_predictions
-
 
 def metrics(
     predictions: Path = typer.Argument(
@@ -38,6 +35,9 @@ def metrics(
     decimals: int = typer.Option(4, "--decimals", help="Round printed numbers (-1: full precision)."),
 ) -> None:
     """Compute SRCC, PLCC (raw, as the paper), KRCC, logistic PLCC/RMSE and bootstrap CIs of predictions."""
+    from dogiqa.datasets import DatasetError, load_dataset
+    from dogiqa.evaluate import PredictionsError, clean_json, evaluate_predictions, read_predictions
+
     if missing not in ("drop", "paper"):
         raise typer.BadParameter("use 'drop' or 'paper'", param_hint="--missing")
     try:
