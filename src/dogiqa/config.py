@@ -507,6 +507,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"--config: {path} is not valid YAML: {exc}", setting="--config") from None
     if data is None:
         return {}
+    if isinstance(data, dict) and isinstance(data.get("pipeline"), dict):  # a record's config (JSON is YAML)
+        data = data["pipeline"]
     if not isinstance(data, dict):
         raise UsageError(f"--config: {path} must hold a mapping of settings", setting="--config")
     return data

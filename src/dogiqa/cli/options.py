@@ -135,13 +135,22 @@ def pipeline_command(exclude: tuple[str, ...] = ()) -> Callable[[Callable[..., A
             cfg = resolve_config(kwargs.pop("preset"), kwargs.pop("config_file"), settings, style="flag")
             return func(cfg=cfg, **kwargs)
 
-        own_positional = [p.replace(kind=kw) for p in own]
-        wrapper.__signature__ = inspect.Signature([*own_positional, *added])  # type: ignore[attr-defined]
+        params = sorted([p.replace(kind=kw) for p in own] + added, key=_panel_rank)
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         del wrapper.__wrapped__  # typer must read the signature above, not the function's own
         wrapper.__annotations__ = {}
         return wrapper
 
     return decorate
+
+
+PANEL_ORDER = (IO, MODEL, METHOD, SEGMENTATION, PERFORMANCE, SERVER, CLUSTER)
+
+
+def _panel_rank(param: inspect.Parameter) -> int:
+    """Help panels in PANEL_ORDER (a command's own other panels and arguments first)."""
+    panel = getattr(param.default, "rich_help_panel", None)
+    return PANEL_ORDER.index(panel) + 1 if panel in PANEL_ORDER else 0
 
 
 class Command(TyperCommand):
