@@ -11,7 +11,7 @@ from typing import Any
 from PIL import Image
 
 from dogiqa.aggregate import Aggregation, aggregate, get_aggregation
-from dogiqa.config import PipelineConfig, build_config, coerce_config, resolve_config
+from dogiqa.config import PipelineConfig, coerce_config, resolve_config
 from dogiqa.errors import UsageError
 from dogiqa.io import ImageLoadError, content_hash, load_image, one_line
 from dogiqa.regions import Region, crop_region, regions_from_masks
@@ -42,7 +42,9 @@ class DogIQA:
     Keyword settings are those of :class:`dogiqa.config.PipelineConfig` (``model=``, ``segmenter=``,
     ``crop_mode=`` ...). ``scorer``, ``segmenter`` and ``aggregation`` also accept objects (then the
     configuration does not describe them). ``cache`` (raw model outputs) and ``keep_masks`` (for reports) never
-    change a score and are not part of the configuration. Each record's ``config`` holds what ran (``model``,
+    change a score and are not part of the configuration. A keyword set to None leaves the setting as it is;
+    to set one to None (``max_pixels``: no cap) pass ``config={"runtime": {"max_pixels": None}}`` or use
+    ``PipelineConfig``. Each record's ``config`` holds what ran (``model``,
     ``segmenter`` ... as resolved) and the full configuration under ``pipeline``:
     ``DogIQA.from_config(record["config"])`` rebuilds the pipeline.
     """
@@ -67,7 +69,7 @@ class DogIQA:
         settings.update(_legacy_options(scorer_options, aggregation_options))
         settings.update(model=model, aggregation=None if agg_obj else aggregation)
         settings.update({k: v for k, v in (("scorer", scorer), ("segmenter", segmenter)) if isinstance(v, str)})
-        base = build_config(config, "keyword") if config is not None else PipelineConfig()
+        base = coerce_config(config) if config is not None else PipelineConfig()
         cfg = base.replace("keyword", **settings)
         self.pipeline_config = cfg
         a, r = cfg.aggregation, cfg.regions
