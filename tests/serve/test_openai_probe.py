@@ -146,3 +146,17 @@ def test_fake_server_capability_switches_are_real(chat_server: ChatServer):
     (out,) = be.run([Image.new("RGB", (8, 8))], Prompt("a", "b", answer_prefix="The"), ["1", "2"])
     assert "HTTP 422" in out.error
     be.close()
+
+
+def test_ray_runner_checks_the_server_once_before_starting_ray(sample_images_dir, tmp_path, monkeypatch):
+    from dogiqa.cli import app
+    from dogiqa.runners import ray as ray_runner
+
+    monkeypatch.setattr(ray_runner, "_require_ray", lambda: pytest.fail("Ray was started"))
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    config = {"preset": "global", "backend": "openai", "model": "m", "base_url": url}
+    with pytest.raises(ServerCapabilityError, match="cannot reach"):
+        ray_runner.run_ray(sample_images_dir, tmp_path / "out", config)
+    args = ["score", str(sample_images_dir), "--engine", "ray", "--backend", "openai", "--base-url", url]
+    res = CliRunner().invoke(app, [*args, "--model", "m", "-o", str(tmp_path / "out"), "--quiet"])
+    assert res.exit_code == EXIT_USAGE and res.output.count("cannot reach the server") == 1, res.output
