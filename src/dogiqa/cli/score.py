@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape as esc
@@ -13,6 +14,7 @@ from dogiqa.cli import options as opt
 from dogiqa.cli.common import check_choice, check_range, check_suffix, console, fmt, load_pipeline, progress_bar
 from dogiqa.config import PipelineConfig
 from dogiqa.errors import UsageError
+from dogiqa.results import display_text
 
 RECORD_SUFFIXES = (".jsonl", ".csv", ".parquet")
 TABLE_ROWS = 50  # rows of the per-image table printed at the end (the output file has them all)
@@ -57,6 +59,11 @@ def score(
         metavar="DIR",
         show_default=False,
     ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue --output; retry failed.", rich_help_panel=opt.IO
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output.", rich_help_panel=opt.IO),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List skipped files.", rich_help_panel=opt.IO),
     quiet: bool = opt.QUIET,
     engine: str = typer.Option(
         "local", "--engine", help="local | ray (Ray Data).", rich_help_panel=opt.CLUSTER, metavar="NAME"
@@ -90,7 +97,10 @@ def score(
         None, "--retry-failed", help="Score inputs with a failed record again.", rich_help_panel=opt.CLUSTER
     ),
 ) -> None:
-    """Score images; one record per image (global score, regions, final score)."""
+    """Score images; one record per image (global score, regions, final score).
+
+    Exit codes: 0 all scored; 1 some failed (error records); 2 usage error; 3 internal error (log named).
+    """
     from dogiqa.sources import SourceOptions, check_sources
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -112,7 +122,21 @@ def score(
     if report is not None and report.exists() and not report.is_dir():
         raise UsageError(f"--report: {report} is a file; give a folder", setting="--report")
     loose = check_sources(paths, sources)  # a bad column or shard pattern: exit 2 before the model loads
-    _score_local(cfg, paths, output, report, quiet, sources, loose)
+    _check_output(output, resume, overwrite)  # before any model loads
+    _score_local(cfg, paths, output, report, quiet, {"resume": resume, "overwrite": overwrite}, verbose, sources,
+                 loose)  # fmt: skip
+
+
+def _check_output(output: Path | None, resume: bool, overwrite: bool) -> None:
+    from dogiqa.sinks import OutputExistsError
+
+    flag = "--resume" if resume else "--overwrite"
+    if (resume or overwrite) and output is None:
+        raise UsageError(f"{flag}: only with --output FILE", setting=flag)
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other: pick one", setting="--resume")
+    if output is not None and not (resume or overwrite) and output.exists() and output.stat().st_size > 0:
+        raise OutputExistsError(output)
 
 
 def _check_ray(output: Path | None, report: Path | None, num_workers: int | None, gpus: float | None) -> None:
@@ -125,12 +149,20 @@ def _check_ray(output: Path | None, report: Path | None, num_workers: int | None
 
 
 def _score_local(
-    cfg: PipelineConfig, paths: list[Path], output: Path | None, report: Path | None, quiet: bool, options, loose: bool
-):
+    cfg: PipelineConfig,
+    paths: list[Path],
+    output: Path | None,
+    report: Path | None,
+    quiet: bool,
+    output_mode: dict[str, bool],
+    verbose: bool,
+    options: Any,
+    loose: bool,
+) -> None:
     from dogiqa.runners.local import run_local
     from dogiqa.sources import open_sources
 
-    skipped: list = []
+    skipped: list[tuple[Path, str]] = []
     items = open_sources(paths, options, skipped)
     sources = list(items) if loose else items  # loose files are counted for the progress bar; collections stream
     iqa = load_pipeline(cfg, keep_masks=report is not None)
@@ -138,7 +170,7 @@ def _score_local(
     if report is not None:
         from dogiqa.report.html import ReportWriter
 
-        writer = ReportWriter(report)
+        writer = ReportWriter(report, max_pixels=iqa.max_pixels, max_file_bytes=iqa.max_file_bytes)
     table = Table("image", "score", "global", "regions", "invalid", "error")
     with progress_bar(disable=quiet) as bar:
         task = bar.add_task("scoring", total=len(sources) if isinstance(sources, list) else None)
@@ -152,13 +184,16 @@ def _score_local(
                 writer.add(r)  # overlay PNG with the true mask shapes
                 r.masks = None  # never hold every image's masks
 
-        summary = run_local(iqa, sources, output, on_result=on_result)
-    summary.skipped.extend((str(p), why) for p, why in skipped)
+        summary = run_local(iqa, sources, output, on_result=on_result, **output_mode)
+    summary.skipped = [(str(p), why) for p, why in skipped]
     if not quiet:
         console.print(table)
         if summary.total > TABLE_ROWS:
             where = f"; all in {esc(str(output))}" if output else ""
             console.print(f"(the first {TABLE_ROWS} of {summary.total} images{where})")
+    if verbose:
+        for path, why in summary.skipped:
+            console.print(f"skipped: {esc(why)}: {esc(display_text(path))}", highlight=False, soft_wrap=True)
     if writer:
         console.print(f"report -> {esc(str(writer.close()))}")
     console.print(esc(summary.line() + (f" -> {output}" if output else "")), highlight=False)
