@@ -44,9 +44,9 @@ NOT_IN_RUN_KEY = (
 def run_request(config: Any) -> dict[str, Any]:
     """What identifies a run's model outputs: the configuration's settings by keyword (the run key leaves out
     ``NOT_IN_RUN_KEY``)."""
-    from dogiqa.config import build_config
+    from dogiqa.config import build_config, redact_urls
 
-    return {k: v for k, v in build_config(config).flat().items() if k not in NOT_IN_RUN_KEY}
+    return redact_urls({k: v for k, v in build_config(config).flat().items() if k not in NOT_IN_RUN_KEY})
 
 
 @dataclass
