@@ -143,6 +143,7 @@ def cli_score(server: ChatServer, tmp_path, *extra: str, code: int = 0) -> list[
     out = tmp_path / "out.jsonl"
     args = ["score", str(folder), "--backend", "openai", "--base-url", server.url, "--model", "tiny-vlm",
             "--preset", "global", "--readout", "int", "--output", str(out), "--quiet", *extra]  # fmt: skip
+    args.append("--overwrite")  # each call of a test writes the same output again
     res = CliRunner().invoke(app, args)
     assert res.exit_code == code, res.output
     return [json.loads(line) for line in out.read_text().splitlines()]

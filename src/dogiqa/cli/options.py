@@ -78,6 +78,7 @@ PIPELINE: dict[str, tuple[Any, Any]] = {
     "max_batch_tokens": (option("max_batch_tokens", "Tokens per forward pass.", PERFORMANCE, metavar="N"), int),
     "prefix_cache": (switch("--prefix-cache/--no-prefix-cache", "Reuse prompt KV cache.", PERFORMANCE), bool),
     "max_pixels": (option("max_pixels", "Refuse larger images.", PERFORMANCE, metavar="N"), int),
+    "max_file_bytes": (option("max_file_bytes", "Refuse larger files.", PERFORMANCE, metavar="BYTES"), int),
     "staged": (switch("--staged/--serial", "Overlap the stages (on).", PERFORMANCE), bool),
     "load_workers": (option("load_workers", "Decoding threads (2).", PERFORMANCE, metavar="N"), int),
     "segment_workers": (option("segment_workers", "Segmentation threads.", PERFORMANCE, metavar="N"), int),

@@ -34,7 +34,7 @@ def show(
 ) -> None:
     """Score one image and draw its regions and scores (like the paper's Figure 5)."""
     check_suffix("--out", out, (".png",))
-    from dogiqa.io import load_image
+    from dogiqa.atomic import atomic_save_image
     from dogiqa.report.overlay import render_overlay
 
     iqa = load_pipeline(cfg, keep_masks=True)
@@ -43,7 +43,7 @@ def show(
         console.print(f"[red]failed[/red] {esc(result.error or '')}")
         raise typer.Exit(1)
     out = out or image.with_name(image.stem + "_dogiqa.png")
-    render_overlay(load_image(image, None), result).save(out)
+    atomic_save_image(render_overlay(result.image, result), out, format="PNG")  # the image the run decoded
     table = Table("region", "kind", "box", "weight", "score", "answer")
     for r in result.regions:
         table.add_row(str(r.index), r.kind, str(r.box), f"{r.weight:.0f}", fmt(r.score), esc(repr(r.raw)))

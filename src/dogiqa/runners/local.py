@@ -11,7 +11,7 @@ from typing import Any
 from dogiqa.api import DogIQA, Source
 from dogiqa.config import PipelineConfig
 from dogiqa.results import ImageResult
-from dogiqa.sinks import ResultWriter
+from dogiqa.sinks import ResultWriter, prepare_output
 
 
 @dataclass
@@ -25,6 +25,7 @@ class RunSummary:
     invalid_answers: int = 0
     failed_crops: int = 0
     not_scorable: int = 0
+    resumed: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -44,6 +45,8 @@ class RunSummary:
     def line(self) -> str:
         """The one-line summary the CLI prints (each cause counted on its own)."""
         parts = [f"{self.scored} scored", f"{self.failed} failed"]
+        if self.resumed:
+            parts.append(f"{self.resumed} already done (resumed)")
         parts += [f"{n} {what}" for n, what in (
             (self.failed_crops, "crops whose backend call failed"),
             (self.invalid_answers, "invalid answers"),
@@ -61,15 +64,24 @@ def run_local(
     sources: Iterable[Source],
     output: str | Path | None = None,
     on_result: Callable[[ImageResult], None] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> RunSummary:
     """Score every source; write each record to ``output`` (.jsonl/.csv) as soon as it is ready.
 
-    ``iqa``: a pipeline, or a configuration (any form ``DogIQA.from_config`` takes) to build one from."""
+    ``iqa``: a pipeline, or a configuration (any form ``DogIQA.from_config`` takes) to build one from.
+    An existing ``output`` is continued with ``resume`` (images with a finished record are skipped and
+    counted in ``summary.resumed``) or replaced with ``overwrite``; otherwise OutputExistsError (exit 2)."""
     if not isinstance(iqa, DogIQA):
         iqa = DogIQA.from_config(iqa)
     summary = RunSummary()
     start = time.perf_counter()
-    writer = ResultWriter(output) if output else None
+    done = prepare_output(output, resume, overwrite) if output else set()
+    if done:
+        given = list(sources)
+        sources = [s for s in given if str(s) not in done]
+        summary.resumed = len(given) - len(sources)
+    writer = ResultWriter(output, append=resume) if output else None
     try:
         for result in iqa.score_many(sources):
             summary.add(result)
