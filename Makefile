@@ -15,7 +15,7 @@ $(BIN)/python:
 # torch first (a CPU build), so that nothing pulls a multi-GB CUDA build
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,ray,openai]"
+	$(BIN)/python -m pip install -q -e ".[dev,ray,openai,serve]"
 
 test: install
 	$(BIN)/ruff check src tests benchmarks

@@ -57,6 +57,7 @@ def test_exhausted_408_is_a_per_item_error_naming_it(server):
         ok, bad = be.run([item_image(6), item_image(5)], PROMPT, LEVELS)
     assert ok.error is None
     assert "HTTP 408" in bad.error and "3 attempts" in bad.error and server.counts[5] == 3
+    assert bad.meta["attempts"] == 3 and bad.meta["absent"] == len(LEVELS)  # no level has a log-prob
 
 
 @pytest.mark.parametrize("status", ["401", "403", "404"])
@@ -65,6 +66,7 @@ def test_auth_and_not_found_are_fatal_with_the_servers_message(server, status):
     with client(server) as be, pytest.raises(BackendError) as err:
         be.run([item_image(7)], PROMPT, LEVELS)
     assert f"HTTP {status}" in str(err.value) and f"injected status {status}" in str(err.value)
+    assert "{" not in str(err.value)  # the server's message itself, not the JSON around it
     assert server.counts[7] == 1  # never retried
 
 
@@ -159,15 +161,15 @@ def test_cli_max_retries_reaches_the_client(server, tmp_path):
 
 
 def test_cli_timeout_reaches_the_client(server, tmp_path):
-    server.slow_s = 2.0
+    server.slow_s = 8.0  # far over the timeout; the other image answers far within it, even on a loaded machine
     server.faults[12] = ["slow", "slow", "slow"]
-    recs = cli_score(server, tmp_path, "--timeout", "0.3", "--max-retries", "0", code=1)
+    recs = cli_score(server, tmp_path, "--timeout", "2", "--max-retries", "0", code=1)
     failed = [r for r in recs if r["error"]]
     assert len(failed) == 1 and "timeout" in failed[0]["global_error"] and "item12" in failed[0]["path"]
 
 
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_cli_concurrency_reaches_the_client(server, tmp_path, concurrency):
-    server.delay = 0.3
+    server.delay = 1.5  # long enough for both requests to overlap when allowed, even on a loaded machine
     cli_score(server, tmp_path, "--concurrency", str(concurrency))
     assert server.max_inflight == concurrency  # two images: both in flight at once only when allowed
