@@ -112,7 +112,8 @@ def run_eval(
     total = len(ds.items)
     if on_progress:
         on_progress(run.resumed, total)
-    writer = _RecordWriter(records_path, [r for r in records if r is not None]) if records_path else None
+    # streamed while scoring (a killed run keeps its records); nothing left to score: only the final file below
+    writer = _RecordWriter(records_path, [r for r in records if r is not None]) if records_path and todo else None
     try:
         if todo:
             iqa = pipeline()
