@@ -292,7 +292,8 @@ def _plot(run: EvalRun, ds: LabelledDataset, path: Path, title: str) -> Path | N
     if len(pairs) < 2:
         return None
     preds, mos = zip(*pairs, strict=True)
-    return scatter_plot(preds, mos, path, title=title, ylabel=f"MOS ({ds.name})")
+    negated = bool(run.report.get("negated")) if run.report else False
+    return scatter_plot(preds, mos, path, title=title, ylabel=f"MOS ({ds.name})", negated=negated)
 
 
 # ------------------------------------------------------------------------------------------- the command
@@ -412,6 +413,8 @@ def eval_command(
         f"{ds.name} ({label}): SRCC {_f(r.get('srcc'))}  PLCC {_f(r.get('plcc'))}  n={r['n']}  "
         f"missing={r['missing']}  resumed={run.resumed} scored={run.scored} failed={run.failed}"
     )
+    if r.get("reason"):
+        console.print(f"  SRCC/PLCC undefined: {r['reason']}")
     for kind, path in run.files.items():
         if path is not None:
             console.print(f"  {kind}: {path}")

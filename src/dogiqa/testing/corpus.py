@@ -56,8 +56,9 @@ def distort(img: Image.Image, kind: str, rng: np.random.Generator) -> Image.Imag
     return Image.fromarray(arr.astype(np.uint8))
 
 
-def brisque_corpus(n: int = 36, seed: int = 0, sizes: tuple[int, ...] = (32, 33, 48, 64, 97, 160, 256)
-                   ) -> Iterator[tuple[str, Image.Image]]:
+def brisque_corpus(
+    n: int = 36, seed: int = 0, sizes: tuple[int, ...] = (32, 33, 48, 64, 97, 160, 256)
+) -> Iterator[tuple[str, Image.Image]]:
     """``n`` (name, image) pairs cycling through DISTORTIONS; sides drawn from ``sizes`` (each side separately)."""
     rng = np.random.default_rng(seed)
     for i in range(n):
