@@ -77,7 +77,8 @@ def test_render_styles() -> None:
 
 
 def test_one_error_line_and_config_summary() -> None:
-    assert one_line_error("a/b.png", "a/b.png: cannot decode\n  truncated; cannot decode truncated") == "cannot decode truncated"
+    doubled = "a/b.png: cannot decode\n  truncated; cannot decode truncated"
+    assert one_line_error("a/b.png", doubled) == "cannot decode truncated"
     assert one_line_error("a/b.png", "b.png: file not found; file not found") == "file not found"
     conf = summarize_config(
         [{"model": "m", "scorer": "mllm", "levels": 7}, {"model": "n", "scorer": "mllm"}], {"preset": "recommended"}
