@@ -10,6 +10,37 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# DOGIQA_FAIL_ON_SKIP=1 (set by .ci/run): every skip is a failure, and a missing ../shared stops the run.
+FAIL_ON_SKIP = os.environ.get("DOGIQA_FAIL_ON_SKIP", "") not in ("", "0")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if FAIL_ON_SKIP and not SHARED.is_dir():
+        raise pytest.UsageError(f"DOGIQA_FAIL_ON_SKIP=1 but the reference data folder {SHARED} is missing")
+
+
+def _skip_to_failure(report: pytest.CollectReport | pytest.TestReport) -> None:
+    """Turn a skipped report (not an expected failure) into a failed one that keeps the skip reason."""
+    if FAIL_ON_SKIP and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and DOGIQA_FAIL_ON_SKIP=1 turns skips into failures: {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    report = yield
+    _skip_to_failure(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    report = yield
+    _skip_to_failure(report)
+    return report
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread() -> None:

@@ -25,7 +25,7 @@ def test_offline_miss_fails_fast_with_a_hint(monkeypatch):
     start = time.perf_counter()
     with pytest.raises(ModelNotAvailableError, match=r"--sam2-model \./models/some-model"):
         from_pretrained(Loader, "org/some-model", option="--sam2-model", dtype="x")
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10.0  # generous: no network wait
     assert Loader.calls == [("org/some-model", {"local_files_only": True, "dtype": "x"})]  # never the hub
 
 

@@ -22,8 +22,6 @@ from dogiqa.cache import RawCache
 from dogiqa.commands.evaluate import eval_command, run_eval
 from dogiqa.datasets import load_dataset
 
-pytest.importorskip("dogiqa.backends.transformers_vlm", reason="the transformers backend is not on this branch")
-
 SRC = Path(__file__).resolve().parents[2] / "src"
 N_IMAGES = 8
 

@@ -1,20 +1,15 @@
 """`dogiqa score --backend openai ...` end to end against the local test server with faults injected.
-
-Skipped until the CLI has the server options (notes/serve.md, notes/serve-cli.patch).
 """
 
 from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
-from dogiqa.cli import app, build_pipeline
+from dogiqa.cli import app
 from dogiqa.testing.images import make_image
 
-HAS_SERVER_OPTIONS = "base_url" in build_pipeline.__code__.co_varnames
-pytestmark = pytest.mark.skipif(not HAS_SERVER_OPTIONS, reason="dogiqa score has no --base-url option yet")
 runner = CliRunner()
 
 

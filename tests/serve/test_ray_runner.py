@@ -160,8 +160,6 @@ def test_cli_engine_ray(ray_cluster, module_chat_server, image_folder, tmp_path)
 
     from dogiqa.cli import app
 
-    if "base_url" not in build_pipeline.__code__.co_varnames:
-        pytest.skip("dogiqa score has no --engine/--base-url options yet")
     out = tmp_path / "out"
     args = ["score", str(image_folder), "--engine", "ray", "--num-workers", "1", "--output", str(out), "--jsonl"]
     args += ["--backend", "openai", "--base-url", module_chat_server.url, "--model", "tiny-vlm", "--quiet"]
