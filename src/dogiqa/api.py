@@ -13,6 +13,7 @@ from PIL import Image
 from dogiqa.aggregate import Aggregation, aggregate, get_aggregation
 from dogiqa.io import DEFAULT_MAX_PIXELS, ImageLoadError, content_hash, load_image
 from dogiqa.presets import DEFAULT_MODEL, get_preset
+from dogiqa.progress import ProgressHook
 from dogiqa.regions import DEFAULT_MIN_AREA, Region, crop_region, regions_from_masks
 from dogiqa.registry import SCORERS, SEGMENTERS
 from dogiqa.results import ImageResult, RegionRecord
@@ -116,8 +117,14 @@ class DogIQA:
         return next(self.score_many([source]))
 
     # -- many images -------------------------------------------------------------------------------------
-    def score_many(self, sources: Iterable[Source]) -> Iterator[ImageResult]:
-        """Stream results in input order; crops of ``chunk_size`` images go to the scorer together."""
+    def score_many(self, sources: Iterable[Source], progress: ProgressHook | None = None) -> Iterator[ImageResult]:
+        """Stream results in input order; crops of ``chunk_size`` images go to the scorer together.
+
+        ``progress(stage, n)`` hears of work as it completes, before the chunk's results are yielded:
+        ``("prepared", 1)`` per image loaded and segmented, ``("scored", n)`` when a chunk's crops are scored
+        (:class:`dogiqa.progress.ImageProgress` turns that into per-image progress and an ETA).
+        """
+        self._progress = progress
         chunk: list[Source] = []
         for source in sources:
             chunk.append(source)
@@ -127,8 +134,16 @@ class DogIQA:
         if chunk:
             yield from self._score_chunk(chunk)
 
+    def _report(self, stage: str, n: int = 1) -> None:
+        hook = getattr(self, "_progress", None)
+        if hook is not None:
+            hook(stage, n)
+
     def _score_chunk(self, sources: list[Source]) -> list[ImageResult]:
-        jobs = [self._prepare(s) for s in sources]
+        jobs = []
+        for source in sources:
+            jobs.append(self._prepare(source))
+            self._report("prepared")
         live = [j for j in jobs if j.result.error is None]
         start = time.perf_counter()
         try:
@@ -147,6 +162,7 @@ class DogIQA:
             if job_scores is not None:
                 job.result.timings["score_s"] = elapsed / max(1, len(live))
                 self._finish(job, job_scores)
+        self._report("scored", len(jobs))
         return [j.result for j in jobs]
 
     def _score_alone(self, job: _Job) -> list[CropScore] | None:

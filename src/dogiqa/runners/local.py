@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dogiqa.api import DogIQA, Source
+from dogiqa.progress import ProgressHook
 from dogiqa.results import ImageResult
 from dogiqa.sinks import ResultWriter
 
@@ -36,13 +37,16 @@ def run_local(
     sources: Iterable[Source],
     output: str | Path | None = None,
     on_result: Callable[[ImageResult], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> RunSummary:
-    """Score every source; write each record to ``output`` (.jsonl/.csv) as soon as it is ready."""
+    """Score every source; write each record to ``output`` (.jsonl/.csv) as soon as it is ready.
+
+    ``progress`` gets the pipeline's per-image work events (see :mod:`dogiqa.progress`)."""
     summary = RunSummary()
     start = time.perf_counter()
     writer = ResultWriter(output) if output else None
     try:
-        for result in iqa.score_many(sources):
+        for result in iqa.score_many(sources, progress=progress):
             summary.add(result)
             if writer:
                 writer.write(result)

@@ -1,0 +1,76 @@
+"""Per-image progress and its ETA: events from the pipeline, not bursts of --chunk-size."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import dogiqa.progress
+from dogiqa.api import DogIQA
+from dogiqa.progress import ImageProgress, format_seconds
+from dogiqa.scorers.base import CropScore
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_doctest() -> None:
+    assert doctest.testmod(dogiqa.progress).failed == 0
+
+
+def test_eta_is_right_when_a_chunk_is_prepared_but_not_yet_scored() -> None:
+    """30 images, chunks of 8: 1 s to prepare each image, 0.5 s per image to score a chunk (45 s in all)."""
+    clock = _Clock()
+    p = ImageProgress(30, clock=clock)
+    for chunk in (8, 8):
+        for _ in range(chunk):
+            clock.now += 1.0
+            p("prepared")
+        clock.now += 0.5 * chunk
+        p("scored", chunk)
+    assert p.done == pytest.approx(16.0) and p.eta() == pytest.approx(14 * 1.5)  # steady state: exact
+    for _ in range(3):  # 3 images of the third chunk prepared: the count moves per image
+        clock.now += 1.0
+        p("prepared")
+    assert p.done == pytest.approx(16 + 3 * (1.0 / 1.5))
+    # true time left at t = 27 s: 5 prepares (5 s) + scoring that chunk (4 s) + the last 6 images (9 s)
+    assert p.eta() == pytest.approx(18.0)
+
+
+def test_first_events_and_unknown_stage() -> None:
+    clock = _Clock()
+    p = ImageProgress(4, clock=clock)
+    assert p.done == 0 and p.eta() is None and format_seconds(None) == "-:--:--"
+    clock.now = 2.0
+    p("prepared")
+    assert p.done == pytest.approx(0.5) and p.eta() == pytest.approx(2.0 / 0.5 * 3.5)
+    with pytest.raises(ValueError, match="stage"):
+        p("loaded")
+    assert format_seconds(3725) == "1:02:05"
+
+
+class _Const:
+    name, higher_is_better, score_range = "const", True, (1.0, 7.0)
+
+    def score_crops(self, crops):
+        return [CropScore(score=4.0) for _ in crops]
+
+
+def test_pipeline_reports_every_image_before_its_chunk_is_yielded() -> None:
+    events: list[tuple[str, int]] = []
+    iqa = DogIQA(scorer=_Const(), segmenter="none", aggregation="global", chunk_size=4)
+    images = [Image.fromarray(np.full((32, 32, 3), i * 20, np.uint8)) for i in range(6)]
+    seen_before_results = []
+    for result in iqa.score_many(images, progress=lambda stage, n: events.append((stage, n))):
+        seen_before_results.append(len(events))
+        assert result.ok
+    assert events == [("prepared", 1)] * 4 + [("scored", 4)] + [("prepared", 1)] * 2 + [("scored", 2)]
+    assert seen_before_results[0] == 5  # the first 4 results come after their 4 prepares and 1 scored event
