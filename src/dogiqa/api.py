@@ -11,7 +11,7 @@ from typing import Any
 from PIL import Image
 
 from dogiqa.aggregate import Aggregation, aggregate, get_aggregation
-from dogiqa.io import DEFAULT_MAX_PIXELS, ImageLoadError, content_hash, load_image
+from dogiqa.io import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, content_hash, load_image, one_line
 from dogiqa.presets import DEFAULT_MODEL, get_preset
 from dogiqa.progress import ProgressHook
 from dogiqa.regions import DEFAULT_MIN_AREA, Region, crop_region, regions_from_masks
@@ -58,6 +58,7 @@ class DogIQA:
         paper_whitespace: bool = False,
         invalid_as_one: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
         chunk_size: int = 8,
         cache: Any = None,
         keep_masks: bool = False,
@@ -68,6 +69,7 @@ class DogIQA:
     ):
         self.aggregation = get_aggregation(aggregation).with_weights(**(aggregation_options or {}))
         self.min_area, self.crop_mode, self.max_pixels = min_area, crop_mode, max_pixels
+        self.max_file_bytes = max_file_bytes
         self.chunk_size, self.keep_masks = max(1, chunk_size), keep_masks
         if isinstance(scorer, str) and scorer != "mllm":
             scorer = SCORERS.build_accepting(scorer, **{"device": device, **(scorer_options or {})})
@@ -140,80 +142,94 @@ class DogIQA:
             hook(stage, n)
 
     def _score_chunk(self, sources: list[Source]) -> list[ImageResult]:
+        """Score a chunk's crops in one scorer call; any failure is confined to the image it belongs to."""
         jobs = []
         for source in sources:
             jobs.append(self._prepare(source))
             self._report("prepared")
         live = [j for j in jobs if j.result.error is None]
         start = time.perf_counter()
-        try:
-            scores = self.scorer.score_crops([c for j in live for c in j.crops])
-        except Exception:  # noqa: BLE001 - isolate the failing image, keep the others
-            scores = None
+        scores = self._score_together([c for j in live for c in j.crops])
         elapsed = time.perf_counter() - start
         offset = 0
         for job in live:
             n = len(job.crops)
-            if scores is not None:
-                job_scores = scores[offset : offset + n]
-            else:
-                job_scores = self._score_alone(job)
+            job_scores = scores[offset : offset + n] if scores is not None else self._score_alone(job)
             offset += n
-            if job_scores is not None:
-                job.result.timings["score_s"] = elapsed / max(1, len(live))
+            if job_scores is None:
+                continue
+            job.result.timings["score_s"] = elapsed / max(1, len(live))
+            try:
                 self._finish(job, job_scores)
+            except Exception as exc:  # noqa: BLE001 - one image's aggregation must not stop the chunk
+                job.result.error = stage_error(job.result.path, "aggregation", exc)
         self._report("scored", len(jobs))
         return [j.result for j in jobs]
 
+    def _score_together(self, crops: list[Crop]) -> list[CropScore] | None:
+        """One scorer call for all crops; None (each image retried alone) when it raises or miscounts."""
+        try:
+            scores = self.scorer.score_crops(crops)
+        except Exception:  # noqa: BLE001 - isolate the failing image, keep the others
+            return None
+        return scores if isinstance(scores, list) and len(scores) == len(crops) else None
+
     def _score_alone(self, job: _Job) -> list[CropScore] | None:
         try:
-            return self.scorer.score_crops(job.crops)
+            scores = self.scorer.score_crops(job.crops)
+            if len(scores) != len(job.crops):
+                raise RuntimeError(f"the scorer returned {len(scores)} scores for {len(job.crops)} crops")
+            return scores
         except Exception as exc:  # noqa: BLE001
-            job.result.error = f"{job.result.path}: scoring failed: {type(exc).__name__}: {exc}"
+            job.result.error = stage_error(job.result.path, "scoring", exc)
             return None
 
     def _prepare(self, source: Source) -> _Job:
+        """Load, segment and crop one image; any exception becomes the image's error record."""
         path = str(source) if not isinstance(source, Image.Image) else getattr(source, "filename", "") or "<image>"
         job = _Job(ImageResult(path=path, config=self.config))
-        t0 = time.perf_counter()
+        stage = "loading"
         try:
-            image = load_image(source, self.max_pixels)
-        except ImageLoadError as exc:
-            job.result.error = str(exc)
-            return job
-        t1 = time.perf_counter()
-        job.result.width, job.result.height = image.size
-        key = content_hash(image)
-        if self.aggregation.uses_global:
-            whole = (0, 0, image.width, image.height)  # same key as a whole-image region: asked once per prompt
-            job.crops.append(Crop(image, key=f"{key}:{whole}:bbox", call="global"))
-        if self.aggregation.uses_local:
-            try:
+            t0 = time.perf_counter()
+            image = load_image(source, self.max_pixels, self.max_file_bytes)
+            job.result.width, job.result.height = image.size
+            key = content_hash(image)
+            t1 = time.perf_counter()
+            if self.aggregation.uses_global:
+                whole = (0, 0, image.width, image.height)  # same key as a whole-image region: asked once per prompt
+                job.crops.append(Crop(image, key=f"{key}:{whole}:bbox", call="global"))
+            if self.aggregation.uses_local:
+                stage = "segmentation"
                 masks = self.segmenter.segment(image)
-            except Exception as exc:  # noqa: BLE001
-                job.result.error = f"{path}: segmentation failed: {type(exc).__name__}: {exc}"
-                return job
-            job.result.n_masks = len(masks)
-            job.regions = regions_from_masks(masks, image.height, image.width, self.min_area)
+                job.result.n_masks = len(masks)
+                job.regions = regions_from_masks(masks, image.height, image.width, self.min_area)
+                if self.keep_masks:
+                    job.result.masks = [r.mask for r in job.regions]
+                stage = "cropping"
+                for region in job.regions:
+                    crop = crop_region(image, region, self.crop_mode)  # type: ignore[arg-type]
+                    job.crops.append(Crop(crop, key=f"{key}:{region.box}:{self.crop_mode}", call="local"))
             if self.keep_masks:
-                job.result.masks = [r.mask for r in job.regions]
-            for region in job.regions:
-                crop = crop_region(image, region, self.crop_mode)  # type: ignore[arg-type]
-                job.crops.append(Crop(crop, key=f"{key}:{region.box}:{self.crop_mode}", call="local"))
-        job.result.timings.update(load_s=t1 - t0, segment_s=time.perf_counter() - t1)
+                job.result.image = image  # the report draws on it: one decode per image
+            job.result.timings.update(load_s=t1 - t0, segment_s=time.perf_counter() - t1)
+        except ImageLoadError as exc:
+            job.result.error = f"{path}: {stage} failed: {exc.reason}"
+        except Exception as exc:  # noqa: BLE001 - decoders, segmenters and crops fail in many ways
+            job.result.error = stage_error(path, stage, exc)
+        if job.result.error is not None:
+            job.crops, job.regions, job.result.masks, job.result.image = [], [], None, None
         return job
 
     def _finish(self, job: _Job, scores: list[CropScore]) -> None:
         result = job.result
+        global_var = None
         if self.aggregation.uses_global:
-            g, scores = scores[0], scores[1:]
+            g = scores[0]
             result.global_score, result.global_raw, result.global_probs = g.score, g.raw, g.probs
             global_var = g.variance
             result.global_error = g.error
-            result.invalid += int(not g.valid or bool(g.extra.get("invalid")))
-        else:
-            global_var = None
-        for i, (region, s) in enumerate(zip(job.regions, scores, strict=True)):
+        local = scores[1:] if self.aggregation.uses_global else scores
+        for i, (region, s) in enumerate(zip(job.regions, local, strict=True)):
             result.regions.append(
                 RegionRecord(
                     index=i,
@@ -229,7 +245,10 @@ class DogIQA:
                     error=s.error,
                 )
             )
-            result.invalid += int(not s.valid or bool(s.extra.get("invalid")))
+        failures = [(s.failure, s.error) for s in scores if s.failure]
+        result.invalid += sum(k == "invalid_answer" for k, _ in failures)
+        result.failed_crops += sum(k == "call_failed" for k, _ in failures)
+        result.not_scorable += sum(k == "not_scorable" for k, _ in failures)
         finalize(
             result,
             self.aggregation,
@@ -238,9 +257,26 @@ class DogIQA:
             count_sign=1.0 if getattr(self.scorer, "higher_is_better", True) else -1.0,
         )
         if result.score is None and result.error is None:
-            result.error = (
-                f"{result.path}: no final score: the answers the preset needs were invalid ({result.invalid} invalid)"
-            )
+            result.error = f"{result.path}: no final score: {_why_no_score(failures)}"
+
+
+def stage_error(path: str, stage: str, exc: BaseException) -> str:
+    """The one-line error of an image: ``<file>: <stage> failed: <exception type>: <cause>``."""
+    return f"{path}: {stage} failed: {type(exc).__name__}: {one_line(str(exc))}"
+
+
+def _why_no_score(failures: list[tuple[str | None, str | None]]) -> str:
+    """The crops without a score, by cause, with the first cause of each."""
+    parts = []
+    for kind, label in (
+        ("call_failed", "backend/scorer call failed"),
+        ("invalid_answer", "invalid answer (not a level)"),
+        ("not_scorable", "not scorable"),
+    ):
+        causes = [e for k, e in failures if k == kind]
+        if causes:
+            parts.append(f"{len(causes)} crop(s) {label}, e.g. {one_line(causes[0] or '-')}")
+    return "; ".join(parts) or "the aggregation gave no score"
 
 
 def _mllm_scorer(model: str, backend: str, backend_kwargs: dict[str, Any], scorer_kwargs: dict[str, Any]) -> Scorer:

@@ -26,6 +26,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from dogiqa.datasets.base import LabelledDataset
+from dogiqa.results import path_from_fields
 
 ArrayLike = Sequence[float] | np.ndarray
 MissingPolicy = Literal["drop", "paper"]
@@ -502,6 +503,8 @@ def _from_records(path: Path, records: list, field: str) -> dict[str, float | No
         if not isinstance(rec, dict):
             raise PredictionsError(f"{path}: record {i + 1} is not an object")
         key = next((rec[k] for k in NAME_KEYS if rec.get(k)), None)
+        if rec.get("path_bytes"):  # a file name that is not UTF-8 (dogiqa.results.path_fields)
+            key = path_from_fields(str(rec.get("path", "")), rec["path_bytes"])
         if key is None:
             raise PredictionsError(f"{path}: record {i + 1} has none of the name keys {list(NAME_KEYS)}")
         if field not in rec and not rec.get("error"):
@@ -519,7 +522,12 @@ def _from_csv(path: Path, field: str, delimiter: str) -> dict[str, float | None]
             raise PredictionsError(
                 f"{path}: need a name column ({'/'.join(NAME_KEYS)}) and {field!r}; got {cols}"
             )
-        return {row[name_col]: _number(path, row[name_col], row[field]) for row in reader}
+        return {_csv_name(row, name_col): _number(path, row[name_col], row[field]) for row in reader}
+
+
+def _csv_name(row: dict[str, str], name_col: str) -> str:
+    """The row's name; our own CSV's ``path_bytes`` column restores a file name that is not UTF-8."""
+    return path_from_fields(row[name_col], row.get("path_bytes")) if name_col == "path" else row[name_col]
 
 
 def _number(path: Path, key: object, value: object) -> float | None:

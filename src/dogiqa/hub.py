@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from dogiqa.errors import RemoteCodeError
+
 
 class ModelNotAvailableError(OSError):
     """A model is neither a local folder nor in the Hugging Face cache, and the hub cannot be reached."""
@@ -38,7 +40,25 @@ def offline_help(name: str, option: str = "--model") -> str:
 
 def from_pretrained(loader: Any, name: str, option: str = "--model", **kwargs: Any) -> Any:
     """``loader.from_pretrained``: a local folder as it is; a hub id from the local cache first, then from the
-    hub when it is reachable; otherwise ModelNotAvailableError saying how to pass a folder."""
+    hub when it is reachable; otherwise ModelNotAvailableError saying how to pass a folder.
+
+    ``trust_remote_code`` is passed explicitly (False unless given): transformers then never asks on stdin,
+    and a model that needs its own code raises RemoteCodeError naming ``--trust-remote-code``."""
+    kwargs.setdefault("trust_remote_code", False)
+    try:
+        return _from_pretrained(loader, name, option, **kwargs)
+    except ValueError as exc:
+        raise_if_remote_code(exc, name)
+        raise
+
+
+def raise_if_remote_code(exc: BaseException, name: str) -> None:
+    """Turn transformers' "contains custom code ... trust_remote_code=True" refusal into RemoteCodeError."""
+    if "trust_remote_code" in str(exc):
+        raise RemoteCodeError(name) from exc
+
+
+def _from_pretrained(loader: Any, name: str, option: str, **kwargs: Any) -> Any:
     folder = Path(name).expanduser()
     if folder.exists():
         try:

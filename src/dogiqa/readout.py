@@ -93,8 +93,8 @@ class Readout:
         lps = [raw.logprobs.get(c) for c in candidates]
         try:
             probs = softmax_levels(lps)
-        except ValueError as exc:
-            return CropScore(score=None, raw=raw.text, error=str(exc))
+        except ValueError as exc:  # no level token among the answer's log-probabilities: not a level
+            return CropScore(score=None, raw=raw.text, error=str(exc), extra={"invalid": True})
         values = [0.0, 1.0] if self.name == "qbench" else [float(i) for i in range(1, len(probs) + 1)]
         mean, var, ent = distribution_stats(probs, values)
         return CropScore(score=mean, raw=raw.text, probs=probs, entropy=ent, variance=var)

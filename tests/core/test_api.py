@@ -102,11 +102,23 @@ def test_a_failing_batch_is_isolated_per_image():
 def test_invalid_answers_are_counted_and_explained():
     class Picky(BrightnessScorer):
         def score_crops(self, crops):
-            return [CropScore(score=None, raw="?", error="answer '?' is not a level 1..7") for _ in crops]
+            err = "answer '?' is not a level 1..7"
+            return [CropScore(score=None, raw="?", error=err, extra={"invalid": True}) for _ in crops]
 
     r = DogIQA(scorer=Picky(), aggregation="code").score(split_image())
     assert r.score is None and r.invalid == 2 and "no final score" in r.error
+    assert r.failed_crops == 0 and "2 crop(s) invalid answer" in r.error
     assert r.global_error == "answer '?' is not a level 1..7"
+
+
+def test_backend_failures_are_not_invalid_answers():
+    class Down(BrightnessScorer):
+        def score_crops(self, crops):
+            return [CropScore(score=None, error="http://x/v1: HTTP 500 (not retried): boom") for _ in crops]
+
+    r = DogIQA(scorer=Down(), aggregation="code").score(split_image())
+    assert r.score is None and r.invalid == 0 and r.failed_crops == 2
+    assert "2 crop(s) backend/scorer call failed" in r.error and "HTTP 500" in r.error
 
 
 def test_reaggregation_from_a_record_equals_a_fresh_run():
@@ -143,7 +155,7 @@ def test_classical_scorer_mix_grained_with_an_unscorable_region():
     r = DogIQA(scorer="niqe", segmenter=BigAndSmall(), aggregation="local").score(img)
     assert [x.kind for x in r.regions] == ["mask", "mask", "complement"]
     assert r.regions[1].score is None and "not scorable" in r.regions[1].error
-    assert r.invalid == 1
+    assert r.not_scorable == 1 and r.invalid == 0 and r.failed_crops == 0
     scored = [x for x in r.regions if x.score is not None]
     expected = sum(x.score * x.weight for x in scored) / sum(x.weight for x in scored)
     assert r.score == pytest.approx(expected)

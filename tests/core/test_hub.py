@@ -26,13 +26,14 @@ def test_offline_miss_fails_fast_with_a_hint(monkeypatch):
     with pytest.raises(ModelNotAvailableError, match=r"--sam2-model \./models/some-model"):
         from_pretrained(Loader, "org/some-model", option="--sam2-model", dtype="x")
     assert time.perf_counter() - start < 10.0  # generous: no network wait
-    assert Loader.calls == [("org/some-model", {"local_files_only": True, "dtype": "x"})]  # never the hub
+    expected = {"local_files_only": True, "dtype": "x", "trust_remote_code": False}  # explicit: no stdin prompt
+    assert Loader.calls == [("org/some-model", expected)]  # never the hub
 
 
 def test_local_folder_is_loaded_as_is_and_bad_folders_are_named(tmp_path):
     Loader.calls = []
     assert from_pretrained(Loader, str(tmp_path)) == "loaded"
-    assert Loader.calls == [(str(tmp_path), {})]
+    assert Loader.calls == [(str(tmp_path), {"trust_remote_code": False})]  # explicit: never a stdin prompt
 
     class Broken:
         @classmethod

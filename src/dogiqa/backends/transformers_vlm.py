@@ -22,7 +22,8 @@ from PIL import Image
 from dogiqa.backends.base import BackendError, Prompt, RawOutput
 from dogiqa.backends.hf_compat import image_only_processor_class
 from dogiqa.backends.varlen_attention import use_for_vision_tower
-from dogiqa.hub import hub_reachable, offline_help
+from dogiqa.errors import RemoteCodeError
+from dogiqa.hub import hub_reachable, offline_help, raise_if_remote_code
 
 _DTYPES = {
     "float32": "float32",
@@ -124,10 +125,16 @@ class TransformersVLM:
 
     def _from_pretrained(self, loader: Any, **kwargs: Any) -> Any:
         """``loader.from_pretrained`` for this model: local files first, then the hub."""
-        common = dict(revision=self.revision, **kwargs)
-        if self.trust_remote_code:
-            common["trust_remote_code"] = True
+        # always explicit: transformers never asks on stdin, and a model's own code runs only with the flag
+        common = dict(revision=self.revision, trust_remote_code=bool(self.trust_remote_code), **kwargs)
         is_local = Path(self.source).is_dir()
+        try:
+            return self._from_pretrained_any(loader, is_local, common)
+        except ValueError as exc:
+            raise_if_remote_code(exc, self.source)
+            raise
+
+    def _from_pretrained_any(self, loader: Any, is_local: bool, common: dict[str, Any]) -> Any:
         try:
             return loader.from_pretrained(self.source, local_files_only=True, **common)
         except OSError:
@@ -149,6 +156,8 @@ class TransformersVLM:
 
         try:
             config = self._from_pretrained(AutoConfig)
+        except RemoteCodeError:
+            raise
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot read the model config in {self.source!r}: {exc}") from exc
         self.model_type = getattr(config, "model_type", "")
@@ -309,7 +318,10 @@ class TransformersVLM:
             try:
                 items.append(_Item(i, image, self._estimate_tokens(text_tokens, image)))
             except Exception as exc:
-                results[i] = RawOutput(error=f"cannot size image {i}: {type(exc).__name__}: {exc}")
+                results[i] = RawOutput(
+                    error=f"the model's processor refused the {image.width}x{image.height} crop "
+                    f"(processor limit): {type(exc).__name__}: {exc}"
+                )
         for batch, outs in self._pipelined(self._batches(items), call):
             for item, out in zip(batch, outs, strict=True):
                 results[item.index] = out

@@ -30,6 +30,7 @@ from typing import Any
 import typer
 
 from dogiqa.aggregate import Aggregation, get_aggregation
+from dogiqa.atomic import atomic_write_text
 from dogiqa.cache import CacheError, RawCache, image_hash, run_key
 from dogiqa.commands import options as opt
 from dogiqa.datasets import DatasetError, LabelledDataset, load_dataset
@@ -217,9 +218,7 @@ class _RecordWriter:
 
 
 def _write_records(path: Path, records: list[ImageResult]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(r.to_json() + "\n" for r in records))
 
 
 def summarize(
@@ -256,7 +255,7 @@ def summarize(
     run.report = clean_json(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / f"metrics-{tag}.json"
-    metrics_path.write_text(json.dumps(run.report, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(metrics_path, json.dumps(run.report, indent=2) + "\n")
     run.files["metrics"] = metrics_path
     if plot:
         run.files["plot"] = _plot(run, ds, out_dir / f"scatter-{tag}.png", f"{ds.name}: {method}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dogiqa.atomic import atomic_savefig
 from dogiqa.evaluate import fit_logistic, logistic4, plcc, srcc, undefined_reason
 
 
@@ -54,7 +55,7 @@ def scatter_plot(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    atomic_savefig(fig, path, format="png")
     return path
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dogiqa.atomic import atomic_write_text, read_json
 
 # Column order and titles of the paper's Table 2; other datasets follow in the order first seen.
 TITLES = {"koniq": "KonIQ", "livec": "LIVEC", "spaq": "SPAQ", "kadid": "KADID", "agiqa": "AGIQA-3k"}
@@ -126,8 +127,8 @@ class SummaryTable:
         stem = Path(stem)
         stem.parent.mkdir(parents=True, exist_ok=True)
         md, cs = stem.with_suffix(".md"), stem.with_suffix(".csv")
-        md.write_text(self.to_markdown() + "\n", encoding="utf-8")
-        cs.write_text(self.to_csv(), encoding="utf-8")
+        atomic_write_text(md, self.to_markdown() + "\n")
+        atomic_write_text(cs, self.to_csv())
         return md, cs
 
 
@@ -137,7 +138,9 @@ def table_from_metrics_files(paths: Iterable[Path | str], decimals: int = 3) -> 
     table = SummaryTable(decimals=decimals)
     for path in paths:
         path = Path(path)
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = read_json(path, "metrics file")  # an empty/corrupt leftover is skipped with a warning
+        if not isinstance(report, dict):
+            continue
         method = str(report.get("method") or report.get("preset") or path.parent.name)
         table.add_report(method, report)
         note = method_note(report)

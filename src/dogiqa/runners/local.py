@@ -15,21 +15,44 @@ from dogiqa.sinks import ResultWriter
 
 @dataclass
 class RunSummary:
+    """Counts of a run, by cause: images scored / failed; crops whose backend call failed, invalid model
+    answers (a reply that is not a level), crops a classical metric cannot score; inputs skipped by the walk."""
+
     total: int = 0
     scored: int = 0
     failed: int = 0
     invalid_answers: int = 0
+    failed_crops: int = 0
+    not_scorable: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, result: ImageResult) -> None:
         self.total += 1
         self.invalid_answers += result.invalid
+        self.failed_crops += result.failed_crops
+        self.not_scorable += result.not_scorable
         if result.ok:
             self.scored += 1
         else:
             self.failed += 1
             self.failures.append((result.path, result.error or ""))
+
+
+    def line(self) -> str:
+        """The one-line summary the CLI prints (each cause counted on its own)."""
+        parts = [f"{self.scored} scored", f"{self.failed} failed"]
+        parts += [f"{n} {what}" for n, what in (
+            (self.failed_crops, "crops whose backend call failed"),
+            (self.invalid_answers, "invalid answers"),
+            (self.not_scorable, "crops not scorable"),
+        ) if n]  # fmt: skip
+        reasons: dict[str, int] = {}
+        for _, reason in self.skipped:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        parts += [f"{n} skipped: {reason}" for reason, n in sorted(reasons.items())]
+        return ", ".join(parts) + f", {self.seconds:.1f} s"
 
 
 def run_local(

@@ -124,6 +124,8 @@ def arrow_schema() -> Any:
         "global_score": pa.float64(),
         "local_score": pa.float64(),
         "invalid": pa.int64(),
+        "failed_crops": pa.int64(),
+        "not_scorable": pa.int64(),
         "width": pa.int64(),
         "height": pa.int64(),
         "n_masks": pa.int64(),
@@ -133,7 +135,7 @@ def arrow_schema() -> Any:
         "error": pa.string(),
         "global_error": pa.string(),
     }
-    names = [f.name for f in dataclasses.fields(ImageResult)]
+    names = [f.name for f in dataclasses.fields(ImageResult)] + ["path_bytes"]  # results.path_fields
     return pa.schema([(n, types.get(n, pa.string())) for n in names])
 
 
@@ -153,7 +155,7 @@ def row_to_result(row: dict[str, Any]) -> ImageResult:
     for name in JSON_COLUMNS:
         if isinstance(data.get(name), str):
             data[name] = json.loads(data[name])
-    known = {f.name for f in dataclasses.fields(ImageResult)}
+    known = {f.name for f in dataclasses.fields(ImageResult)} | {"path_bytes"}
     return ImageResult.from_dict({k: v for k, v in data.items() if k in known})
 
 

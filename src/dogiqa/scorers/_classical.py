@@ -303,7 +303,7 @@ class ClassicalScorer:
         try:
             return CropScore(score=self.score_image(crop.image))
         except NotScorableError as exc:
-            return CropScore(score=None, error=f"not scorable: {exc}")
+            return CropScore(score=None, error=f"not scorable: {exc}", extra={"not_scorable": True})
         except Exception as exc:  # a bad crop must not stop the run
             return CropScore(score=None, error=f"{self.name} failed: {type(exc).__name__}: {exc}")
 

@@ -38,6 +38,19 @@ class CropScore:
     def valid(self) -> bool:
         return self.score is not None
 
+    @property
+    def failure(self) -> str | None:
+        """Why the crop has no (valid) score: ``invalid_answer`` (the model's reply is not a level; set by
+        readouts as ``extra["invalid"]``, also when ``invalid_as_one`` scored it 1), ``not_scorable`` (a
+        classical metric cannot score it), ``call_failed`` (the backend or scorer call failed), else None."""
+        if self.extra.get("invalid"):
+            return "invalid_answer"
+        if self.score is not None:
+            return None
+        if self.extra.get("not_scorable") or (self.error or "").startswith("not scorable"):
+            return "not_scorable"
+        return "call_failed"
+
 
 @runtime_checkable
 class Scorer(Protocol):

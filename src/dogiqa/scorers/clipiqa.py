@@ -23,7 +23,7 @@ def _load(cls: Any, name: str, local_files_only: bool, **kwargs: Any) -> Any:
     """``cls.from_pretrained``: a folder, the local cache, then the hub unless ``local_files_only``."""
     if local_files_only and not Path(name).exists():
         try:
-            return cls.from_pretrained(name, local_files_only=True, **kwargs)
+            return cls.from_pretrained(name, local_files_only=True, trust_remote_code=False, **kwargs)
         except OSError as exc:
             raise ModelNotAvailableError(offline_help(name, "--clip-model")) from exc
     return from_pretrained(cls, name, option="--clip-model", **kwargs)

@@ -230,7 +230,7 @@ def load_sam2_model(model: str, device: str = "cpu", dtype: str | None = "float3
     if path.exists():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"SAM 2 model folder {path} has no config.json (transformers format needed)")
-        net = Sam2Model.from_pretrained(str(path), dtype=torch_dtype)
+        net = Sam2Model.from_pretrained(str(path), dtype=torch_dtype, trust_remote_code=False)
     else:
         net = _load_from_hub(model, torch_dtype)
     return net.to(device).eval()
