@@ -99,7 +99,7 @@ def bench_runners(n_images: int, workers: list[int]) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import torch
 
-    from dogiqa.cli import build_pipeline
+    from dogiqa.api import DogIQA
     from dogiqa.runners.local import run_local
     from dogiqa.runners.ray import run_ray
     from dogiqa.testing import build_tiny_qwen2vl
@@ -127,7 +127,7 @@ def bench_runners(n_images: int, workers: list[int]) -> None:
         print(f"{name:>18} {wall:>8.1f} {len(stamps) / wall:>7.2f} {first:>8.1f} {steady:>13.2f}")
 
     start = time.perf_counter()
-    run_local(build_pipeline(**kwargs), paths, on_result=lambda r: stamps.append(time.perf_counter()))
+    run_local(DogIQA.from_preset(**kwargs), paths, on_result=lambda r: stamps.append(time.perf_counter()))
     line("local", start)
     for n in workers:
         stamps.clear()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,10 +11,11 @@ from typing import Any
 from PIL import Image
 
 from dogiqa.aggregate import Aggregation, aggregate, get_aggregation
-from dogiqa.io import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, content_hash, load_image, one_line
-from dogiqa.presets import DEFAULT_MODEL, get_preset
+from dogiqa.config import PipelineConfig, build_config, coerce_config, resolve_config
+from dogiqa.errors import UsageError
+from dogiqa.io import ImageLoadError, content_hash, load_image, one_line
 from dogiqa.progress import ProgressHook
-from dogiqa.regions import DEFAULT_MIN_AREA, Region, crop_region, regions_from_masks
+from dogiqa.regions import Region, crop_region, regions_from_masks
 from dogiqa.registry import SCORERS, SEGMENTERS
 from dogiqa.results import ImageResult, RegionRecord
 from dogiqa.scorers.base import Crop, CropScore, Scorer
@@ -33,85 +34,85 @@ class _Job:
 
 
 class DogIQA:
-    """Dog-IQA pipeline: segment -> regions -> score crops -> aggregate.
+    """Dog-IQA pipeline: segment -> regions -> score crops -> aggregate, built from one configuration.
 
-    >>> iqa = DogIQA(model="path/to/local/vlm", segmenter="felzenszwalb", readout="expected")  # doctest: +SKIP
+    >>> iqa = DogIQA.from_preset("recommended", model="path/to/local/vlm", segmenter="felzenszwalb")  # doctest: +SKIP
+    >>> iqa = DogIQA(model="path/to/local/vlm", readout="expected")  # keywords over the defaults  # doctest: +SKIP
     >>> iqa.score("photo.jpg").score  # doctest: +SKIP
+
+    Keyword settings are those of :class:`dogiqa.config.PipelineConfig` (``model=``, ``segmenter=``,
+    ``crop_mode=`` ...). ``scorer``, ``segmenter`` and ``aggregation`` also accept objects (then the
+    configuration does not describe them). ``cache`` (raw model outputs) and ``keep_masks`` (for reports) never
+    change a score and are not part of the configuration. Each record's ``config`` holds what ran (``model``,
+    ``segmenter`` ... as resolved) and the full configuration under ``pipeline``:
+    ``DogIQA.from_config(record["config"])`` rebuilds the pipeline.
     """
 
     def __init__(
         self,
         model: str | None = None,
         *,
-        scorer: Scorer | str = "mllm",
-        segmenter: Segmenter | str = "none",
-        aggregation: str | Aggregation = "paper",
-        standard: str = "word",
-        levels: int | None = 7,
-        readout: str = "expected",
-        backend: str = "auto",
-        device: str | None = None,
-        dtype: str | None = None,
-        batch_size: int | None = None,
-        min_area: int = DEFAULT_MIN_AREA,
-        crop_mode: str = "bbox",
-        paper_whitespace: bool = False,
-        invalid_as_one: bool = False,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
-        chunk_size: int = 8,
+        config: PipelineConfig | Mapping[str, Any] | None = None,
+        scorer: Scorer | str | None = None,
+        segmenter: Segmenter | str | None = None,
+        aggregation: str | Aggregation | None = None,
         cache: Any = None,
         keep_masks: bool = False,
-        segmenter_options: dict[str, Any] | None = None,
-        backend_options: dict[str, Any] | None = None,
         scorer_options: dict[str, Any] | None = None,
         aggregation_options: dict[str, Any] | None = None,
+        **settings: Any,
     ):
-        self.aggregation = get_aggregation(aggregation).with_weights(**(aggregation_options or {}))
-        self.min_area, self.crop_mode, self.max_pixels = min_area, crop_mode, max_pixels
-        self.max_file_bytes = max_file_bytes
-        self.chunk_size, self.keep_masks = max(1, chunk_size), keep_masks
-        if isinstance(scorer, str) and scorer != "mllm":
-            scorer = SCORERS.build_accepting(scorer, **{"device": device, **(scorer_options or {})})
-        elif isinstance(scorer, str):
-            scorer = _mllm_scorer(
-                model or DEFAULT_MODEL,
-                backend,
-                dict(device=device, dtype=dtype, batch_size=batch_size, **(backend_options or {})),
-                dict(standard=standard, readout=readout, levels=levels, paper_whitespace=paper_whitespace,
-                     invalid_as_one=invalid_as_one, cache=cache),
-            )  # fmt: skip
-        self.scorer = scorer
+        objects = {k: v for k, v in (("scorer", scorer), ("segmenter", segmenter)) if v is not None}
+        objects = {k: v for k, v in objects.items() if not isinstance(v, str)}
+        agg_obj = aggregation if isinstance(aggregation, Aggregation) else None
+        settings.update(_legacy_options(scorer_options, aggregation_options))
+        settings.update(model=model, aggregation=None if agg_obj else aggregation)
+        settings.update({k: v for k, v in (("scorer", scorer), ("segmenter", segmenter)) if isinstance(v, str)})
+        base = build_config(config, "keyword") if config is not None else PipelineConfig()
+        cfg = base.replace("keyword", **settings)
+        self.pipeline_config = cfg
+        a, r = cfg.aggregation, cfg.regions
+        self.aggregation = (agg_obj or get_aggregation(a.method)).with_weights(c_max=a.c_max)
+        self.min_area, self.crop_mode, self.max_pixels = r.min_area, r.crop_mode, cfg.runtime.max_pixels
+        self.max_file_bytes = cfg.runtime.max_file_bytes
+        self.chunk_size, self.keep_masks = cfg.effective_chunk_size, keep_masks
+        self.scorer: Scorer = objects.get("scorer") or _build_scorer(cfg, cache)
         # the segmenter after the scorer: a missing model is reported before any segmenter download
-        self.segmenter = (
-            SEGMENTERS.build_accepting(segmenter, **(segmenter_options or {}))
-            if isinstance(segmenter, str)
-            else segmenter
-        )
-        self.levels = int(getattr(scorer, "levels", levels or 7))
+        self.segmenter: Segmenter = objects.get("segmenter") or _build_segmenter(cfg)
+        self.levels = int(getattr(self.scorer, "levels", cfg.prompt.levels or 7))
         self.config = {
-            "scorer": getattr(scorer, "name", type(scorer).__name__),
-            "model": getattr(getattr(scorer, "backend", None), "model_id", None),
-            "standard": getattr(getattr(scorer, "standard", None), "name", None),
+            "scorer": getattr(self.scorer, "name", type(self.scorer).__name__),
+            "model": getattr(getattr(self.scorer, "backend", None), "model_id", None),
+            "standard": getattr(getattr(self.scorer, "standard", None), "name", None),
             "levels": self.levels,
-            "readout": getattr(getattr(scorer, "readout", None), "name", None),
+            "readout": getattr(getattr(self.scorer, "readout", None), "name", None),
             "segmenter": getattr(self.segmenter, "name", type(self.segmenter).__name__),
             "aggregation": self.aggregation.name,
-            "min_area": min_area,
-            "crop_mode": crop_mode,
+            "min_area": self.min_area,
+            "crop_mode": self.crop_mode,
+            "pipeline": cfg.to_dict(),
         }
 
     @classmethod
+    def from_config(
+        cls, config: PipelineConfig | Mapping[str, Any], *, cache: Any = None, keep_masks: bool = False
+    ) -> DogIQA:
+        """The pipeline a configuration describes: a :class:`PipelineConfig`, its dump (``to_dict``, a YAML
+        file's content), a record's ``config``, or keyword settings with an optional ``preset``."""
+        return cls(config=coerce_config(config), cache=cache, keep_masks=keep_masks)
+
+    @classmethod
     def from_preset(cls, name: str = "recommended", **overrides: Any) -> DogIQA:
-        """A pipeline from a named preset (``dogiqa.presets.PRESETS``); keyword arguments override it."""
-        config = get_preset(name)
-        seg_opts = config.pop("segmenter_options", {})
-        if overrides.get("segmenter") not in (None, config.get("segmenter")):
-            seg_opts = {}  # the preset's options belong to the preset's segmenter
-        seg_opts.update(overrides.pop("segmenter_options", None) or {})
-        config.update({k: v for k, v in overrides.items() if v is not None})
-        config["segmenter_options"] = seg_opts
-        return cls(**config)
+        """A pipeline from a named preset (``dogiqa.presets.PRESETS``); keyword settings override it (None
+        leaves a setting as the preset has it). ``scorer``/``segmenter`` objects, ``cache`` and ``keep_masks``
+        pass through."""
+        passthrough = {k: overrides.pop(k) for k in ("cache", "keep_masks") if k in overrides}
+        for key in ("scorer", "segmenter", "aggregation"):
+            if overrides.get(key) is not None and not isinstance(overrides[key], str):
+                passthrough[key] = overrides.pop(key)
+        legacy = _legacy_options(overrides.pop("scorer_options", None), overrides.pop("aggregation_options", None))
+        config = resolve_config(name, None, {**overrides, **legacy}, style="keyword")
+        return cls(config=config, **passthrough)
 
     # -- one image ---------------------------------------------------------------------------------------
     def score(self, source: Source) -> ImageResult:
@@ -279,12 +280,55 @@ def _why_no_score(failures: list[tuple[str | None, str | None]]) -> str:
     return "; ".join(parts) or "the aggregation gave no score"
 
 
-def _mllm_scorer(model: str, backend: str, backend_kwargs: dict[str, Any], scorer_kwargs: dict[str, Any]) -> Scorer:
-    """The MLLM scorer: a backend loaded once, wrapped with a standard and a readout."""
+def _legacy_options(scorer_options: dict[str, Any] | None, aggregation_options: dict[str, Any] | None) -> dict:
+    """The old ``scorer_options``/``aggregation_options`` dicts as configuration keywords."""
+    names = {"model": "clip_model", "batch_size": "batch_size", "device": "device", "c_max": "c_max"}
+    out: dict[str, Any] = {}
+    for kw, opts in (("scorer_options", scorer_options), ("aggregation_options", aggregation_options)):
+        for key, value in (opts or {}).items():
+            if key not in names:
+                raise UsageError(f"{kw}: unknown option {key!r}; use {', '.join(names)}", setting=f"{kw}=")
+            out[names[key]] = value
+    return out
+
+
+def _build_scorer(cfg: PipelineConfig, cache: Any) -> Scorer:
+    """The scorer the configuration names: a classical/CLIP one, or a VLM backend loaded once + a standard and
+    a readout."""
+    m, rt, p = cfg.model, cfg.runtime, cfg.prompt
+    if m.scorer != "mllm":
+        return SCORERS.build_accepting(m.scorer, device=rt.device, model=m.clip_model, batch_size=rt.batch_size)
     from dogiqa.backends import load_backend
     from dogiqa.scorers.mllm import MLLMScorer
 
-    return MLLMScorer(load_backend(model, backend, **backend_kwargs), **scorer_kwargs)
+    backend_kwargs = {
+        "device": rt.device,
+        "dtype": rt.dtype,
+        "batch_size": rt.batch_size,
+        "max_batch_tokens": rt.max_batch_tokens,
+        "prefix_cache": rt.prefix_cache,
+        "revision": m.revision,
+        "trust_remote_code": m.trust_remote_code or None,
+        "attention_mask": m.owl3_mask,
+        **cfg.server.model_dump(),
+        **m.backend_options,
+    }
+    backend = load_backend(m.id, m.backend, **backend_kwargs)
+    return MLLMScorer(
+        backend,
+        standard=p.standard,
+        readout=p.readout,
+        levels=p.levels,
+        paper_whitespace=p.paper_whitespace,
+        invalid_as_one=p.invalid_as_one,
+        cache=cache,
+    )
+
+
+def _build_segmenter(cfg: PipelineConfig) -> Segmenter:
+    s = cfg.segmentation
+    options = {"model": s.sam2_model, "preset": s.sam2_preset, "small_regions": s.small_regions}
+    return SEGMENTERS.build_accepting(s.segmenter, **{**options, "device": cfg.runtime.device, **s.segmenter_options})
 
 
 def finalize(

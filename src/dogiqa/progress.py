@@ -1,10 +1,11 @@
 """Progress per image with an honest ETA, for pipelines that batch several images together.
 
 A pipeline reports work as it completes: ``("prepared", n)`` when ``n`` images are loaded and segmented, and
-``("scored", n)`` when the crops of ``n`` images are scored. :class:`ImageProgress` turns those events into a
-fractional count of finished images, weighting each stage by the time it has taken so far, so the count moves
-with every image (not in steps of ``--chunk-size``) and the ETA is the average time per image so far times the
-images left (not a rate measured over the last burst).
+``("scored", n)`` when the crops of ``n`` images are scored; a resumed run first reports ``("resumed", n)``
+for the images it does not redo (done, but taking no time: they do not shorten the ETA).
+:class:`ImageProgress` turns those events into a fractional count of finished images, weighting each stage by
+the time it has taken so far, so the count moves with every image (not in steps of ``--chunk-size``) and the
+ETA is the average time per image so far times the images left (not a rate measured over the last burst).
 
 >>> p = ImageProgress(total=4, clock=iter([0.0, 1.0, 2.0, 4.0, 4.0]).__next__)
 >>> p("prepared", 1); p("prepared", 1); p("scored", 2)
@@ -31,10 +32,16 @@ class ImageProgress:
         self.last = self.start
         self.counts = dict.fromkeys(STAGES, 0)
         self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.resumed = 0
 
     def __call__(self, stage: str, n: int = 1) -> None:
+        if stage == "resumed":  # done before this run: out of the work left and of the time per image
+            n = min(n, self.total)
+            self.total -= n
+            self.resumed += n
+            return
         if stage not in self.counts:
-            raise ValueError(f"unknown progress stage {stage!r}; one of {', '.join(STAGES)}")
+            raise ValueError(f"unknown progress stage {stage!r}; one of resumed, {', '.join(STAGES)}")
         now = self.clock()
         self.counts[stage] += n
         self.seconds[stage] += now - self.last
@@ -101,8 +108,8 @@ class ProgressBar:
         t = self.tracker
         self._progress.update(
             self._task,
-            completed=t.done,
-            images=f"{min(t.counts['scored'], t.total)}/{t.total}",
+            completed=t.resumed + t.done,
+            images=f"{t.resumed + min(t.counts['scored'], t.total)}/{t.resumed + t.total}",
             eta=format_seconds(t.eta()),
         )
 

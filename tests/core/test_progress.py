@@ -74,3 +74,31 @@ def test_pipeline_reports_every_image_before_its_chunk_is_yielded() -> None:
         assert result.ok
     assert events == [("prepared", 1)] * 4 + [("scored", 4)] + [("prepared", 1)] * 2 + [("scored", 2)]
     assert seen_before_results[0] == 5  # the first 4 results come after their 4 prepares and 1 scored event
+
+
+def test_resumed_images_are_done_but_do_not_shorten_the_eta() -> None:
+    clock = _Clock()
+    p = ImageProgress(10, clock=clock)
+    p("resumed", 6)
+    assert p.total == 4 and p.resumed == 6 and p.done == 0
+    clock.now = 2.0
+    p("prepared")
+    clock.now = 3.0
+    p("scored", 1)
+    assert p.done == pytest.approx(1.0) and p.eta() == pytest.approx(3 * 3.0)  # 3 s per image, 3 left
+
+
+def test_progress_bar_renders_images_and_eta() -> None:
+    import io
+
+    from rich.console import Console
+
+    from dogiqa.progress import ProgressBar
+
+    out = io.StringIO()
+    with ProgressBar(3, "scoring", console=Console(file=out, force_terminal=False, width=100)) as bar:
+        bar("resumed", 1)
+        bar("prepared", 1)
+        bar("scored", 1)
+    assert bar.tracker.resumed == 1 and bar.tracker.counts["scored"] == 1
+    assert "2/3" in out.getvalue() and "ETA" in out.getvalue()

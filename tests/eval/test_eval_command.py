@@ -19,8 +19,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from dogiqa.cache import RawCache
-from dogiqa.commands.evaluate import eval_command, run_eval
 from dogiqa.datasets import load_dataset
+from dogiqa.runners.evaluation import run_eval
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 N_IMAGES = 8
@@ -48,12 +48,7 @@ def koniq_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("eval")(eval_command)
-
-    @app.callback()
-    def main() -> None:
-        pass
+    from dogiqa.cli import app
 
     return app
 
@@ -107,7 +102,7 @@ def test_eval_resume_and_reaggregate_equals_fresh_run(tiny_qwen2vl_dir: Path, ko
 
 def test_reaggregate_needs_what_the_run_scored(tiny_qwen2vl_dir: Path, koniq_root: Path, tmp_path: Path) -> None:
     from dogiqa.api import DogIQA
-    from dogiqa.commands.evaluate import reaggregate
+    from dogiqa.runners.evaluation import reaggregate
 
     ds = load_dataset("koniq", root=koniq_root)
     cache = RawCache(tmp_path / "c.sqlite")
@@ -164,12 +159,7 @@ def test_resumed_run_does_not_load_the_model(tiny_qwen2vl_dir: Path, koniq_root:
 
 
 def _command() -> list[str]:
-    """``python -m dogiqa.cli eval`` once the lead registered it; the module's own entry point until then."""
-    from dogiqa import cli
-
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in cli.app.registered_commands}
-    module = "dogiqa.cli" if "eval" in names else "dogiqa.commands.evaluate"
-    return [sys.executable, "-m", module, "eval"]
+    return [sys.executable, "-m", "dogiqa.cli", "eval"]
 
 
 def _finished(db: Path) -> int:

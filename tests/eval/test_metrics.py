@@ -12,7 +12,7 @@ import typer
 from scipy import stats
 from typer.testing import CliRunner
 
-from dogiqa.commands.metrics import metrics
+from dogiqa.cli.metrics import metrics
 from dogiqa.datasets.base import LabelItem, LabelledDataset
 from dogiqa.evaluate import (
     KRCC,

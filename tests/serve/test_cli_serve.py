@@ -1,5 +1,4 @@
-"""`dogiqa score --backend openai ...` end to end against the local test server with faults injected.
-"""
+"""`dogiqa score --backend openai ...` end to end against the local test server with faults injected."""
 
 from __future__ import annotations
 

@@ -265,13 +265,13 @@ def test_backend_pickles_for_workers(chat_server):
 
 def test_pipeline_through_faults_equals_a_clean_run(chat_server, sample_images_dir):
     """DogIQA (as `dogiqa score --backend openai` builds it) gives the same records through injected faults."""
-    from dogiqa.cli import build_pipeline
+    from dogiqa.api import DogIQA
     from dogiqa.io import expand_paths
 
     paths = list(expand_paths([sample_images_dir]))
     opts = {"base_url": chat_server.url, "timeout": 0.4, "backoff_base": 0.01, "backoff_max": 0.02}
-    iqa = build_pipeline(
-        preset="recommended", model="tiny-vlm", backend="openai", segmenter="felzenszwalb", backend_options=opts
+    iqa = DogIQA.from_preset(
+        "recommended", model="tiny-vlm", backend="openai", segmenter="felzenszwalb", backend_options=opts
     )
     assert iqa.config["model"] == f"openai:{chat_server.url}:tiny-vlm"
     clean = [r.to_dict() for r in iqa.score_many(paths)]

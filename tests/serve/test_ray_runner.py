@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dogiqa.cli import build_pipeline
+from dogiqa.api import DogIQA
 from dogiqa.results import ImageResult, RegionRecord
 from dogiqa.runners.local import run_local
 from dogiqa.runners.ray import list_sources, read_results, result_to_row, row_to_result, run_ray
@@ -22,7 +22,7 @@ def comparable(result: ImageResult) -> dict:
 
 
 def local_results(kwargs: dict, paths: list[str]) -> list[ImageResult]:
-    iqa = build_pipeline(**kwargs)
+    iqa = DogIQA.from_config(kwargs)
     out: list[ImageResult] = []
     run_local(iqa, paths, on_result=out.append)
     return sorted(out, key=lambda r: r.path)
@@ -169,8 +169,7 @@ def test_cli_engine_ray(ray_cluster, module_chat_server, image_folder, tmp_path)
     assert "6 scored, 1 failed" in res.output
     got = read_results(out)
     kwargs = server_kwargs(module_chat_server.url)
-    kwargs["backend_options"] = {"base_url": module_chat_server.url}
-    kwargs["chunk_size"] = None
+    kwargs.update(backend_options=None, base_url=module_chat_server.url, chunk_size=None)  # as the CLI builds it
     want = local_results(kwargs, list_sources(image_folder))
     assert [comparable(r) for r in got] == [comparable(r) for r in want]
     assert len((out / "results.jsonl").read_text().splitlines()) == 7

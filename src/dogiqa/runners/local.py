@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dogiqa.api import DogIQA, Source
+from dogiqa.config import PipelineConfig
 from dogiqa.progress import ProgressHook
 from dogiqa.results import ImageResult
 from dogiqa.sinks import ResultWriter
@@ -56,7 +58,7 @@ class RunSummary:
 
 
 def run_local(
-    iqa: DogIQA,
+    iqa: DogIQA | PipelineConfig | Mapping[str, Any],
     sources: Iterable[Source],
     output: str | Path | None = None,
     on_result: Callable[[ImageResult], None] | None = None,
@@ -64,7 +66,10 @@ def run_local(
 ) -> RunSummary:
     """Score every source; write each record to ``output`` (.jsonl/.csv) as soon as it is ready.
 
+    ``iqa``: a pipeline, or a configuration (any form ``DogIQA.from_config`` takes) to build one from.
     ``progress`` gets the pipeline's per-image work events (see :mod:`dogiqa.progress`)."""
+    if not isinstance(iqa, DogIQA):
+        iqa = DogIQA.from_config(iqa)
     summary = RunSummary()
     start = time.perf_counter()
     writer = ResultWriter(output) if output else None

@@ -1,7 +1,7 @@
 """The Ray Data runner: many images over a Ray cluster, one DogIQA pipeline per actor, Parquet out.
 
-Each actor builds the pipeline once (``dogiqa.cli.build_pipeline(**build_pipeline_kwargs)``: the model, the
-segmenter and the backend load once per actor) and scores batches of paths. The driver receives the records as
+Each actor builds the pipeline once from the configuration (``DogIQA.from_config``: the model, the segmenter and
+the backend load once per actor) and scores batches of paths. The driver receives the records as
 they finish and writes them to ``output_dir`` as Parquet part files of ``rows_per_file`` records (written to a
 temporary name and renamed, so a killed run leaves only complete files), and to ``results.jsonl`` when asked.
 The Parquet columns are the fields of :class:`dogiqa.results.ImageResult`; ``regions``, ``timings`` and
@@ -22,11 +22,12 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dogiqa.config import PipelineConfig, coerce_config
 from dogiqa.results import ImageResult
 from dogiqa.runners.local import RunSummary
 
@@ -212,14 +213,12 @@ def done_paths(output_dir: str | Path) -> set[str]:
 class _ScoreActor:
     """Holds one DogIQA pipeline; scores a batch of paths into JSON records."""
 
-    def __init__(self, build_pipeline_kwargs: dict[str, Any], threads: int | None):
+    def __init__(self, config: dict[str, Any], threads: int | None):
         if threads and "torch" in sys.modules:  # otherwise OMP_NUM_THREADS (runtime env) applies at import
             sys.modules["torch"].set_num_threads(threads)
-        from dogiqa.cli import build_pipeline
+        from dogiqa.api import DogIQA
 
-        kwargs = dict(build_pipeline_kwargs)
-        kwargs.setdefault("preset", "recommended")
-        self.iqa = build_pipeline(**kwargs)
+        self.iqa = DogIQA.from_config(config)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         paths = [str(p) for p in batch["path"]]
@@ -271,7 +270,7 @@ def _connect(ray: Any, address: str, init_kwargs: dict[str, Any] | None, runtime
 def run_ray(
     source: str | Path | Iterable[str | Path],
     output_dir: str | Path,
-    build_pipeline_kwargs: dict[str, Any],
+    config: PipelineConfig | Mapping[str, Any],
     address: str = "local",
     num_workers: int = 2,
     gpus_per_worker: float = 0,
@@ -286,10 +285,14 @@ def run_ray(
 ) -> RaySummary:
     """Score SOURCE on a Ray cluster; records go to ``output_dir`` (Parquet parts, + ``results.jsonl``).
 
+    ``config``: the pipeline's configuration (a :class:`PipelineConfig`, its dump, or keyword settings with an
+    optional ``preset``), validated here before Ray starts; every actor builds its pipeline from it.
+
     ``address``: ``local`` starts a cluster in this process, ``auto`` joins the running one, or
     ``ray://host:10001``. ``num_workers`` actors, each with ``cpus_per_worker`` CPUs and ``gpus_per_worker``
     GPUs (fractions share a GPU) and one pipeline. ``batch_size`` images go to an actor per call.
     """
+    settings = coerce_config(config).to_dict()  # a usage error stops the run before Ray starts
     ray = _require_ray()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -307,7 +310,7 @@ def run_ray(
             stream = _stream(
                 ray,
                 todo,
-                build_pipeline_kwargs,
+                settings,
                 num_workers,
                 cpus_per_worker,
                 gpus_per_worker,
@@ -363,7 +366,7 @@ class _Sink:
 def _stream(
     ray: Any,
     paths: list[str],
-    build_pipeline_kwargs: dict[str, Any],
+    config: dict[str, Any],
     num_workers: int,
     cpus_per_worker: float,
     gpus_per_worker: float,
@@ -379,7 +382,7 @@ def _stream(
     ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
     ds = ds.map_batches(
         _ScoreActor,
-        fn_constructor_args=(build_pipeline_kwargs, threads),
+        fn_constructor_args=(config, threads),
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=num_workers),
         batch_format="numpy",

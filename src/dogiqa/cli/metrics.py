@@ -8,16 +8,6 @@ from typing import Any
 
 import typer
 
-from dogiqa.datasets import DatasetError, load_dataset
-from dogiqa.evaluate import (
-    PredictionsError,
-    clean_json,
-    evaluate_predictions,
-    format_metrics,
-    no_match_hint,
-    read_predictions,
-)
-
 
 def metrics(
     predictions: Path = typer.Argument(
@@ -45,6 +35,16 @@ def metrics(
     decimals: int = typer.Option(4, "--decimals", help="Round printed numbers (-1: full precision)."),
 ) -> None:
     """Compute SRCC, PLCC (raw, as the paper), KRCC, logistic PLCC/RMSE and bootstrap CIs of predictions."""
+    from dogiqa.datasets import DatasetError, load_dataset
+    from dogiqa.evaluate import (
+        PredictionsError,
+        clean_json,
+        evaluate_predictions,
+        format_metrics,
+        no_match_hint,
+        read_predictions,
+    )
+
     if missing not in ("drop", "paper"):
         raise typer.BadParameter("use 'drop' or 'paper'", param_hint="--missing")
     try:
@@ -61,7 +61,7 @@ def metrics(
     if json_out:
         typer.echo(json.dumps(report))
     else:
-        typer.echo(format_report(report))
+        typer.echo(format_metrics(report))
     if report["n"] == 0:  # nothing was evaluated: an error, with what to try
         typer.echo(f"error: no prediction was evaluated: {no_match_hint(preds, ds, field, labels)}", err=True)
         raise typer.Exit(1)
@@ -69,4 +69,6 @@ def metrics(
 
 def format_report(report: dict[str, Any]) -> str:
     """A short human-readable summary of an :func:`evaluate_predictions` report."""
+    from dogiqa.evaluate import format_metrics
+
     return format_metrics(report)

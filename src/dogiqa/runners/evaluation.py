@@ -1,4 +1,4 @@
-"""``dogiqa eval``: score a whole labelled dataset, resumably, and report metrics, a table and a plot.
+"""Evaluation runs (``dogiqa eval``): score a whole labelled dataset, resumably; metrics, a table and a plot.
 
 Files in ``--output-dir`` (``<tag>`` = ``<dataset>-<method>``, e.g. ``livec-recommended-paper``):
 
@@ -21,24 +21,32 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from dogiqa.aggregate import Aggregation, get_aggregation
 from dogiqa.atomic import atomic_write_text
-from dogiqa.cache import CacheError, RawCache, image_hash, run_key
-from dogiqa.commands import options as opt
-from dogiqa.datasets import DatasetError, LabelledDataset, load_dataset
+from dogiqa.cache import RawCache, image_hash, run_key
+from dogiqa.datasets import DatasetError, LabelledDataset
 from dogiqa.evaluate import clean_json, evaluate_predictions
+from dogiqa.progress import ProgressHook
 from dogiqa.results import ImageResult
 
 # Request options that never change a region's score: left out of the run key.
-NOT_IN_RUN_KEY = ("aggregation", "c_max", "device", "batch_size", "chunk_size")
+NOT_IN_RUN_KEY = (
+    "aggregation", "c_max", "device", "batch_size", "chunk_size", "max_batch_tokens", "prefix_cache", "preset",
+    "trust_remote_code", "api_key_env", "concurrency", "timeout", "max_retries",
+)  # fmt: skip
+
+
+def run_request(config: Any) -> dict[str, Any]:
+    """What identifies a run's model outputs: the configuration's settings by keyword (the run key leaves out
+    ``NOT_IN_RUN_KEY``)."""
+    from dogiqa.config import build_config
+
+    return {k: v for k, v in build_config(config).flat().items() if k not in NOT_IN_RUN_KEY}
 
 
 @dataclass
@@ -77,11 +85,13 @@ def run_eval(
     aggregation: str | Aggregation | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     records_path: Path | None = None,
+    progress: ProgressHook | None = None,
 ) -> EvalRun:
     """Score every item of ``ds`` not already finished under the request's run key.
 
     ``pipeline()`` builds the DogIQA pipeline (called only when something is left to score). Each finished
-    image is committed to the cache at once; ``on_progress(done, total)`` is called after each image.
+    image is committed to the cache at once; ``on_progress(done, total)`` is called after each image;
+    ``progress`` gets ``("resumed", n)`` and then the pipeline's per-image events (:mod:`dogiqa.progress`).
     Resumed records are re-finalized with ``aggregation`` (the run key ignores the aggregation, so a run
     resumed with another one must not mix the two).
     """
@@ -103,6 +113,8 @@ def run_eval(
     total = len(ds.items)
     if on_progress:
         on_progress(run.resumed, total)
+    if progress:
+        progress("resumed", run.resumed)
     writer = _RecordWriter(records_path, [r for r in records if r is not None]) if records_path else None
     try:
         if todo:
@@ -115,7 +127,7 @@ def run_eval(
                     "higher_is_better": getattr(iqa.scorer, "higher_is_better", True),
                 },
             )
-            results = iqa.score_many([ds.items[i].path for i in todo])
+            results = iqa.score_many([ds.items[i].path for i in todo], progress=progress)
             for n, (i, result) in enumerate(zip(todo, results, strict=True), start=1):
                 records[i] = result
                 if result.ok and hashes[i] is not None:
@@ -131,7 +143,7 @@ def run_eval(
     run.records = [r for r in records if r is not None]
     run.failed = sum(not r.ok for r in run.records)
     if records_path:  # the final file, in label order
-        _write_records(records_path, run.records)
+        write_records(records_path, run.records)
     return run
 
 
@@ -217,7 +229,7 @@ class _RecordWriter:
         self._fh.close()
 
 
-def _write_records(path: Path, records: list[ImageResult]) -> None:
+def write_records(path: Path, records: list[ImageResult]) -> None:
     atomic_write_text(path, "".join(r.to_json() + "\n" for r in records))
 
 
@@ -293,159 +305,3 @@ def _plot(run: EvalRun, ds: LabelledDataset, path: Path, title: str) -> Path | N
     preds, mos = zip(*pairs, strict=True)
     negated = bool(run.report.get("negated")) if run.report else False
     return scatter_plot(preds, mos, path, title=title, ylabel=f"MOS ({ds.name})", negated=negated)
-
-
-# ------------------------------------------------------------------------------------------- the command
-
-
-def eval_command(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="koniq | spaq | livec | agiqa | kadid | generic."),
-    root: Path = typer.Option(None, "--root", help="The dataset folder (images; labels too unless --labels)."),
-    labels: Path = typer.Option(None, "--labels", "-l", help="Label file or its folder (default: under --root)."),
-    output_dir: Path = typer.Option(Path("dogiqa-eval"), "--output-dir", "-o", help="Where results go."),
-    reaggregate_only: bool = typer.Option(
-        False, "--reaggregate", help="Recompute final scores for --aggregation from the cache; no model."
-    ),
-    aggregation: str = opt.AGGREGATION,
-    preset: str = opt.PRESET,
-    method: str = typer.Option(None, help="Row name in the summary table (default: '<preset>-<aggregation>')."),
-    model: str = opt.MODEL,
-    backend: str = opt.BACKEND,
-    segmenter: str = opt.SEGMENTER,
-    standard: str = opt.STANDARD,
-    levels: int = opt.LEVELS,
-    readout: str = opt.READOUT,
-    c_max: float = opt.C_MAX,
-    c_max_from_data: bool = typer.Option(
-        False, "--c-max-from-data", help="Paper aggregation: c_max = the largest region count of this dataset."
-    ),
-    min_area: int = opt.MIN_AREA,
-    crop_mode: str = opt.CROP_MODE,
-    device: str = opt.DEVICE,
-    dtype: str = opt.DTYPE,
-    batch_size: int = opt.BATCH_SIZE,
-    chunk_size: int = opt.CHUNK_SIZE,
-    max_batch_tokens: int = opt.MAX_BATCH_TOKENS,
-    prefix_cache: bool = opt.PREFIX_CACHE,
-    revision: str = opt.REVISION,
-    max_pixels: int = opt.MAX_PIXELS,
-    trust_remote_code: bool = opt.TRUST_REMOTE_CODE,
-    paper_compat: bool = opt.PAPER_COMPAT,
-    scorer: str = opt.SCORER,
-    clip_model: str = opt.CLIP_MODEL,
-    owl3_mask: str = opt.OWL3_MASK,
-    sam2_model: str = opt.SAM2_MODEL,
-    small_regions: str = opt.SMALL_REGIONS,
-    sam2_preset: str = opt.SAM2_PRESET,
-    base_url: str = opt.BASE_URL,
-    api_key_env: str = opt.API_KEY_ENV,
-    concurrency: int = opt.CONCURRENCY,
-    timeout: float = opt.TIMEOUT,
-    max_retries: int = opt.MAX_RETRIES,
-    cache_path: Path = typer.Option(None, "--cache", help="Cache file (default: <output-dir>/cache.sqlite)."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip images finished by an earlier run."),
-    limit: int = typer.Option(None, help="Only the first N labelled images (smoke runs)."),
-    missing: str = typer.Option("drop", help="Images without a score: drop | paper (score 1)."),
-    bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs."),
-    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the scatter plot."),
-    json_out: bool = typer.Option(False, "--json", help="Print the metrics report as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-) -> None:
-    """Evaluate a pipeline on a labelled dataset: records, metrics (SRCC/PLCC/...), table and plot."""
-    from dogiqa.cli import console, load_or_exit, pipeline_options, progress_bar
-
-    if missing not in ("drop", "paper"):
-        raise typer.BadParameter("use 'drop' or 'paper'", param_hint="--missing")
-    if root is None and not reaggregate_only:
-        raise typer.BadParameter("give the dataset folder", param_hint="--root")
-    try:
-        ds = subset(load_dataset(dataset, root=None if reaggregate_only else root, labels=labels or root), limit)
-    except (DatasetError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    for name in ds.missing[:10]:
-        console.print(f"[yellow]missing image[/yellow] {name} (listed in {ds.label_file}, not under {root})")
-    if len(ds.missing) > 10:
-        console.print(f"[yellow]... {len(ds.missing)} labelled images missing on disk in all[/yellow]")
-    pipeline_opts = pipeline_options(locals())
-    request = {k: v for k, v in pipeline_opts.items() if v is not None and k != "trust_remote_code"}
-    agg_name = aggregation or _preset_aggregation(preset)
-    label = method or f"{scorer if scorer not in (None, 'mllm') else preset}-{agg_name}"
-    output_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        cache = RawCache(cache_path or output_dir / "cache.sqlite")
-    except CacheError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    tag = slug(f"{ds.name}-{label}")
-    try:
-        if reaggregate_only:
-            run = reaggregate(ds, cache, request, agg_name, c_max)
-            _write_records(output_dir / f"records-{tag}.jsonl", run.records)
-        else:
-            with progress_bar(disable=quiet) as bar:
-                task = bar.add_task(f"eval {ds.name}", total=len(ds.items))
-                run = run_eval(
-                    ds,
-                    lambda: load_or_exit(**pipeline_opts, cache=cache),
-                    cache,
-                    request,
-                    resume=resume,
-                    aggregation=get_aggregation(agg_name).with_weights(c_max=c_max),
-                    on_progress=lambda done, total: bar.update(task, completed=done),
-                    records_path=output_dir / f"records-{tag}.jsonl",
-                )
-        run.files["records"] = output_dir / f"records-{tag}.jsonl"
-        if c_max_from_data:
-            meta = cache.run_config(run_key(request, exclude=NOT_IN_RUN_KEY)) or {}
-            used = data_c_max(run, get_aggregation(agg_name), meta)
-            _write_records(run.files["records"], run.records)
-            console.print(f"c_max from the data: {used}")
-        summarize(run, ds, output_dir, label, missing=missing, n_boot=bootstrap, plot=not no_plot)
-    except DatasetError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    finally:
-        cache.close()
-    r = run.report
-    console.print(
-        f"{ds.name} ({label}): SRCC {_f(r.get('srcc'))}  PLCC {_f(r.get('plcc'))}  n={r['n']}  "
-        f"missing={r['missing']}  resumed={run.resumed} scored={run.scored} failed={run.failed}"
-    )
-    if r.get("reason"):
-        console.print(f"  SRCC/PLCC undefined: {r['reason']}")
-    for kind, path in run.files.items():
-        if path is not None:
-            console.print(f"  {kind}: {path}")
-    if json_out:
-        sys.stdout.write(json.dumps(run.report) + "\n")
-    raise typer.Exit(1 if run.failed else 0)
-
-
-def _preset_aggregation(preset: str) -> str:
-    from dogiqa.presets import get_preset
-
-    try:
-        return str(get_preset(preset).get("aggregation", "paper"))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--preset") from None
-
-
-def _f(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
-
-
-def main() -> None:  # pragma: no cover
-    """``python -m dogiqa.commands.evaluate ...`` runs the command alone (until ``dogiqa eval`` exists)."""
-    app = typer.Typer(add_completion=False)
-    app.command("eval")(eval_command)
-
-    @app.callback()
-    def _root() -> None:
-        pass
-
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,5 @@
+"""``python -m dogiqa.cli``."""
+
+from dogiqa.cli import app
+
+app()

@@ -1,0 +1,150 @@
+"""``dogiqa score``: score images; one record per image (global score, regions, final score)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+from rich.markup import escape as esc
+from rich.table import Table
+
+from dogiqa.cli import options as opt
+from dogiqa.cli.common import check_choice, check_range, check_suffix, console, fmt, load_pipeline, progress_bar
+from dogiqa.config import PipelineConfig
+from dogiqa.errors import UsageError
+
+RECORD_SUFFIXES = (".jsonl", ".csv")
+ENGINES = ("local", "ray")
+
+
+@opt.pipeline_command()
+def score(
+    cfg: PipelineConfig,
+    paths: list[Path] = typer.Argument(
+        ..., metavar="PATH", help="Image files and/or folders (searched recursively).", show_default=False
+    ),
+    output: Path = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Records: FILE.jsonl | FILE.csv (ray: DIR).",
+        rich_help_panel=opt.IO,
+        metavar="FILE",
+        show_default=False,
+    ),
+    report: Path = typer.Option(
+        None,
+        "--report",
+        help="Overlay PNGs + HTML page into DIR.",
+        rich_help_panel=opt.IO,
+        metavar="DIR",
+        show_default=False,
+    ),
+    quiet: bool = opt.QUIET,
+    engine: str = typer.Option(
+        "local", "--engine", help="local | ray (Ray Data).", rich_help_panel=opt.CLUSTER, metavar="NAME"
+    ),
+    address: str = typer.Option(
+        None,
+        "--address",
+        help="local | auto | ray://HOST:10001.",
+        rich_help_panel=opt.CLUSTER,
+        metavar="ADDR",
+        show_default=False,
+    ),
+    num_workers: int = typer.Option(
+        None,
+        "--num-workers",
+        help="Actors, one pipeline each (2).",
+        rich_help_panel=opt.CLUSTER,
+        metavar="N",
+        show_default=False,
+    ),
+    gpus_per_worker: float = typer.Option(
+        None,
+        "--gpus-per-worker",
+        help="GPUs per actor (0).",
+        rich_help_panel=opt.CLUSTER,
+        metavar="X",
+        show_default=False,
+    ),
+    jsonl: bool = typer.Option(None, "--jsonl", help="Also write DIR/results.jsonl.", rich_help_panel=opt.CLUSTER),
+) -> None:
+    """Score images; one record per image (global score, regions, final score)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    check_choice("--engine", engine, ENGINES)
+    ray_opts = {"address": address, "num_workers": num_workers, "gpus_per_worker": gpus_per_worker, "jsonl": jsonl}
+    if engine == "ray":
+        _check_ray(output, report, num_workers, gpus_per_worker)
+        _score_ray(cfg, paths, output, {k: v for k, v in ray_opts.items() if v is not None}, quiet)
+    given = [k for k, v in ray_opts.items() if v is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(f"{flag}: only with --engine ray", setting=flag)
+    check_suffix("--output", output, RECORD_SUFFIXES)
+    if report is not None and report.exists() and not report.is_dir():
+        raise UsageError(f"--report: {report} is a file; give a folder", setting="--report")
+    _score_local(cfg, paths, output, report, quiet)
+
+
+def _check_ray(output: Path | None, report: Path | None, num_workers: int | None, gpus: float | None) -> None:
+    if output is None or output.suffix.lower() in RECORD_SUFFIXES:
+        raise UsageError("--output: --engine ray writes Parquet parts into a directory: give --output DIR")
+    if report is not None:
+        raise UsageError("--report: only with --engine local", setting="--report")
+    check_range("--num-workers", num_workers, 1)
+    check_range("--gpus-per-worker", gpus, 0)
+
+
+def _score_local(cfg: PipelineConfig, paths: list[Path], output: Path | None, report: Path | None, quiet: bool):
+    from dogiqa.io import expand_paths
+    from dogiqa.progress import ProgressBar
+    from dogiqa.runners.local import run_local
+
+    sources = list(expand_paths(paths))
+    iqa = load_pipeline(cfg, keep_masks=report is not None)
+    writer = None
+    if report is not None:
+        from dogiqa.report.html import ReportWriter
+
+        writer = ReportWriter(report, config={"preset": cfg.preset} if cfg.preset else None)
+    table = Table("image", "score", "global", "regions", "invalid", "error")
+    with ProgressBar(len(sources), console=console, disable=quiet) as bar:  # moves per image, honest ETA
+
+        def on_result(r):
+            row = [esc(Path(r.path).name), fmt(r.score), fmt(r.global_score), str(len(r.regions)), str(r.invalid)]
+            table.add_row(*row, esc((r.error or "")[:80]))
+            if writer:
+                writer.add(r)  # quality map PNG with the true mask shapes
+                r.masks = None  # never hold every image's masks
+
+        summary = run_local(iqa, sources, output, on_result=on_result, progress=bar)
+    if not quiet:
+        console.print(table)
+    if writer:
+        console.print(f"report -> {esc(str(writer.close()))}")
+    console.print(esc(summary.line() + (f" -> {output}" if output else "")), highlight=False)
+    for _, err in summary.failures:
+        console.print(f"[red]failed[/red] {esc(err)}", highlight=False)
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+def _score_ray(cfg: PipelineConfig, paths: list[Path], output: Path, ray_opts: dict, quiet: bool) -> None:
+    """``score --engine ray``: actors build the pipeline from the configuration; Parquet parts in ``output``."""
+    from dogiqa.runners.ray import RayRunnerError, list_sources, run_ray
+
+    try:
+        sources = list_sources(paths)
+        with progress_bar(disable=quiet) as bar:
+            task = bar.add_task("scoring (ray)", total=len(sources))
+            summary = run_ray(sources, output, cfg, on_result=lambda r: bar.advance(task), **ray_opts)
+    except RayRunnerError as exc:
+        raise UsageError(str(exc)) from exc
+    console.print(
+        f"{summary.scored} scored, {summary.failed} failed, {summary.skipped} already done, "
+        f"{summary.invalid_answers} invalid answers, {summary.seconds:.1f} s -> {output}"
+    )
+    for _, err in summary.failures:
+        console.print(f"[red]failed[/red] {esc(err)}")
+    raise typer.Exit(1 if summary.failed else 0)

@@ -1,1 +1,0 @@
-"""CLI command functions; ``dogiqa.cli`` registers them on the typer app."""
