@@ -90,11 +90,11 @@ def run_demo(
     images: Path, out: Path, model: str | None = None, extra: Sequence[str] = (), photos: Sequence[str] = PHOTOS
 ) -> int:
     """Write the photos, score them with a VLM when one can be loaded, else with PIQE; returns the exit code."""
-    from dogiqa.presets import get_preset
+    from dogiqa.presets import DEFAULT_MODEL  # the recommended preset's model
 
     print(f"writing {len(photos) * 3} demo photos (scikit-image, public domain) to {images}/", flush=True)
     write_demo_images(images, photos)
-    name = model or str(get_preset("recommended")["model"])
+    name = model or DEFAULT_MODEL
     reason = vlm_unavailable(name)
     vlm_cmd = score_command(images, out, [*(["--model", model] if model else []), *extra])
     if reason is None:
