@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,9 +11,10 @@ from typing import Any
 from PIL import Image
 
 from dogiqa.aggregate import Aggregation, aggregate, get_aggregation
-from dogiqa.config import PipelineConfig, build_config, coerce_config, resolve_config
+from dogiqa.config import PipelineConfig, coerce_config, resolve_config
 from dogiqa.errors import UsageError
 from dogiqa.io import ImageLoadError, content_hash, load_image, one_line
+from dogiqa.pipeline import PipelineOptions, StagedPipeline
 from dogiqa.progress import ProgressHook
 from dogiqa.regions import Region, crop_region, regions_from_masks
 from dogiqa.registry import SCORERS, SEGMENTERS
@@ -26,11 +27,23 @@ Source = str | Path | Image.Image
 
 @dataclass
 class _Job:
-    """One image on its way through the pipeline."""
+    """One image on its way through the stages (``image``: the decoded image, until it is scored)."""
 
     result: ImageResult
     regions: list[Region] = field(default_factory=list)
     crops: list[Crop] = field(default_factory=list)
+    image: Image.Image | None = None
+    key: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.result.error is not None
+
+    def fail(self, message: str) -> None:
+        """This image's error record; what it held is dropped."""
+        self.result.error = message
+        self.crops, self.regions, self.image = [], [], None
+        self.result.masks = self.result.image = None
 
 
 class DogIQA:
@@ -43,7 +56,9 @@ class DogIQA:
     Keyword settings are those of :class:`dogiqa.config.PipelineConfig` (``model=``, ``segmenter=``,
     ``crop_mode=`` ...). ``scorer``, ``segmenter`` and ``aggregation`` also accept objects (then the
     configuration does not describe them). ``cache`` (raw model outputs) and ``keep_masks`` (for reports) never
-    change a score and are not part of the configuration. Each record's ``config`` holds what ran (``model``,
+    change a score and are not part of the configuration. A keyword set to None leaves the setting as it is;
+    to set one to None (``max_pixels``: no cap) pass ``config={"runtime": {"max_pixels": None}}`` or use
+    ``PipelineConfig``. Each record's ``config`` holds what ran (``model``,
     ``segmenter`` ... as resolved) and the full configuration under ``pipeline``:
     ``DogIQA.from_config(record["config"])`` rebuilds the pipeline.
     """
@@ -68,7 +83,7 @@ class DogIQA:
         settings.update(_legacy_options(scorer_options, aggregation_options))
         settings.update(model=model, aggregation=None if agg_obj else aggregation)
         settings.update({k: v for k, v in (("scorer", scorer), ("segmenter", segmenter)) if isinstance(v, str)})
-        base = build_config(config, "keyword") if config is not None else PipelineConfig()
+        base = coerce_config(config) if config is not None else PipelineConfig()
         cfg = base.replace("keyword", **settings)
         self.pipeline_config = cfg
         a, r = cfg.aggregation, cfg.regions
@@ -76,6 +91,12 @@ class DogIQA:
         self.min_area, self.crop_mode, self.max_pixels = r.min_area, r.crop_mode, cfg.runtime.max_pixels
         self.max_file_bytes = cfg.runtime.max_file_bytes
         self.chunk_size, self.keep_masks = cfg.effective_chunk_size, keep_masks
+        rt = cfg.runtime
+        self.staged = rt.staged is not False
+        self.pipeline_options = PipelineOptions(
+            rt.load_workers, rt.segment_workers, rt.segment_processes or 0, rt.max_in_flight
+        )
+        self._pipeline: StagedPipeline | None = None
         self.scorer: Scorer = objects.get("scorer") or _build_scorer(cfg, cache)
         # the segmenter after the scorer: a missing model is reported before any segmenter download
         self.segmenter: Segmenter = objects.get("segmenter") or _build_segmenter(cfg)
@@ -117,17 +138,26 @@ class DogIQA:
     # -- one image ---------------------------------------------------------------------------------------
     def score(self, source: Source) -> ImageResult:
         """Score one image (path or PIL image). Errors are recorded in the result, never raised."""
-        return next(self.score_many([source]))
+        return next(self.score_many_serial([source]))
 
     # -- many images -------------------------------------------------------------------------------------
     def score_many(self, sources: Iterable[Source], progress: ProgressHook | None = None) -> Iterator[ImageResult]:
-        """Stream results in input order; crops of ``chunk_size`` images go to the scorer together.
+        """Stream results in input order, through the staged pipeline (``dogiqa.pipeline``: loading,
+        segmentation, the scorer's preprocessing and the model overlap) unless ``staged=False``. Crops of
+        ``chunk_size`` consecutive images go to the scorer together, in both paths (same scores).
 
-        ``progress(stage, n)`` hears of work as it completes, before the chunk's results are yielded:
-        ``("prepared", 1)`` per image loaded and segmented, ``("scored", n)`` when a chunk's crops are scored
-        (:class:`dogiqa.progress.ImageProgress` turns that into per-image progress and an ETA).
+        ``progress(stage, n)`` hears of work as it completes, before the results are yielded:
+        ``("prepared", 1)`` per image loaded and segmented, ``("scored", n)`` when ``n`` images' crops are
+        scored (:class:`dogiqa.progress.ImageProgress` turns that into per-image progress and an ETA).
         """
         self._progress = progress
+        if self.staged:
+            yield from self.staged_pipeline().run(sources)
+        else:
+            yield from self.score_many_serial(sources)
+
+    def score_many_serial(self, sources: Iterable[Source]) -> Iterator[ImageResult]:
+        """The one-thread path: each chunk is loaded, segmented, scored and finished before the next."""
         chunk: list[Source] = []
         for source in sources:
             chunk.append(source)
@@ -138,25 +168,95 @@ class DogIQA:
             yield from self._score_chunk(chunk)
 
     def _report(self, stage: str, n: int = 1) -> None:
+        """Tell the caller's ``progress`` hook (if any) that a stage finished for ``n`` images."""
         hook = getattr(self, "_progress", None)
         if hook is not None:
             hook(stage, n)
 
+    def staged_pipeline(self) -> StagedPipeline:
+        """The staged pipeline of this DogIQA (built once; its worker processes, if any, are kept)."""
+        if self._pipeline is None:
+            self._pipeline = StagedPipeline(self, self.pipeline_options)
+        return self._pipeline
+
+    def close(self) -> None:
+        """Stop the staged pipeline's worker processes (if any); the models stay loaded."""
+        if self._pipeline is not None:
+            self._pipeline.close()
+            self._pipeline = None
+
+    # -- the stages (dogiqa.pipeline runs them concurrently) ----------------------------------------------
     def _score_chunk(self, sources: list[Source]) -> list[ImageResult]:
-        """Score a chunk's crops in one scorer call; any failure is confined to the image it belongs to."""
-        jobs = []
-        for source in sources:
-            jobs.append(self._prepare(source))
+        jobs = [self._prepare(s) for s in sources]
+        self._score_jobs(jobs)
+        return [j.result for j in jobs]
+
+    def _prepare(self, source: Source) -> _Job:
+        """Load, segment and crop one image; any exception becomes the image's error record."""
+        return self._segment(self._load(source))
+
+    def _load(self, source: Source) -> _Job:
+        """Decode and validate the image; its content key and its global crop."""
+        path = str(source) if not isinstance(source, Image.Image) else getattr(source, "filename", "") or "<image>"
+        job = _Job(ImageResult(path=path, config=self.config))
+        t0 = time.perf_counter()
+        try:
+            image = load_image(source, self.max_pixels, self.max_file_bytes)
+            job.result.width, job.result.height = image.size
+            job.image, job.key = image, content_hash(image)
+            if self.aggregation.uses_global:
+                whole = (0, 0, image.width, image.height)  # same key as a whole-image region: asked once per prompt
+                job.crops.append(Crop(image, key=f"{job.key}:{whole}:bbox", call="global"))
+            if self.keep_masks:
+                job.result.image = image  # the report draws on it: one decode per image
+        except ImageLoadError as exc:
+            job.fail(f"{path}: loading failed: {exc.reason}")
+        except Exception as exc:  # noqa: BLE001 - decoders fail in many ways
+            job.fail(stage_error(path, "loading", exc))
+        job.result.timings["load_s"] = time.perf_counter() - t0
+        if job.failed or not self.aggregation.uses_local:  # nothing to segment: ready for the scorer
             self._report("prepared")
-        live = [j for j in jobs if j.result.error is None]
+        return job
+
+    def _segment(self, job: _Job, masks_of: Callable[[Image.Image], Sequence[Any]] | None = None) -> _Job:
+        """Masks -> regions -> region crops, when the aggregation uses regions (``masks_of``: instead of
+        the segmenter's ``segment``, e.g. in a worker process)."""
+        t0 = time.perf_counter()
+        segmenting = not job.failed and self.aggregation.uses_local and job.image is not None
+        if segmenting:
+            image, path, stage = job.image, job.result.path, "segmentation"
+            try:
+                masks = (masks_of or self.segmenter.segment)(image)
+                job.result.n_masks = len(masks)
+                job.regions = regions_from_masks(masks, image.height, image.width, self.min_area)
+                if self.keep_masks:
+                    job.result.masks = [r.mask for r in job.regions]
+                stage = "cropping"
+                for region in job.regions:
+                    crop = crop_region(image, region, self.crop_mode)  # type: ignore[arg-type]
+                    job.crops.append(Crop(crop, key=f"{job.key}:{region.box}:{self.crop_mode}", call="local"))
+            except ImageLoadError as exc:
+                job.fail(f"{path}: {stage} failed: {exc.reason}")
+            except Exception as exc:  # noqa: BLE001 - segmenters and crops fail in many ways
+                job.fail(stage_error(path, stage, exc))
+        job.result.timings["segment_s"] = time.perf_counter() - t0
+        if segmenting:
+            self._report("prepared")
+        return job
+
+    def _score_jobs(self, jobs: Sequence[_Job], prepared: Any = None) -> None:
+        """Score the crops of the live jobs in one scorer call (``prepared``: the scorer's
+        ``prepare_crops`` of them, from the pipeline), then finish each; a failure stays with its image."""
+        live = [j for j in jobs if not j.failed]
         start = time.perf_counter()
-        scores = self._score_together([c for j in live for c in j.crops])
+        scores = self._score_together([c for j in live for c in j.crops], prepared)
         elapsed = time.perf_counter() - start
         offset = 0
         for job in live:
             n = len(job.crops)
             job_scores = scores[offset : offset + n] if scores is not None else self._score_alone(job)
             offset += n
+            job.image, job.crops = None, []  # the pixels are not needed any more
             if job_scores is None:
                 continue
             job.result.timings["score_s"] = elapsed / max(1, len(live))
@@ -165,12 +265,14 @@ class DogIQA:
             except Exception as exc:  # noqa: BLE001 - one image's aggregation must not stop the chunk
                 job.result.error = stage_error(job.result.path, "aggregation", exc)
         self._report("scored", len(jobs))
-        return [j.result for j in jobs]
 
-    def _score_together(self, crops: list[Crop]) -> list[CropScore] | None:
+    def _score_together(self, crops: list[Crop], prepared: Any = None) -> list[CropScore] | None:
         """One scorer call for all crops; None (each image retried alone) when it raises or miscounts."""
         try:
-            scores = self.scorer.score_crops(crops)
+            if prepared is not None:
+                scores = self.scorer.score_prepared(prepared)  # type: ignore[attr-defined]
+            else:
+                scores = self.scorer.score_crops(crops)
         except Exception:  # noqa: BLE001 - isolate the failing image, keep the others
             return None
         return scores if isinstance(scores, list) and len(scores) == len(crops) else None
@@ -184,42 +286,6 @@ class DogIQA:
         except Exception as exc:  # noqa: BLE001
             job.result.error = stage_error(job.result.path, "scoring", exc)
             return None
-
-    def _prepare(self, source: Source) -> _Job:
-        """Load, segment and crop one image; any exception becomes the image's error record."""
-        path = str(source) if not isinstance(source, Image.Image) else getattr(source, "filename", "") or "<image>"
-        job = _Job(ImageResult(path=path, config=self.config))
-        stage = "loading"
-        try:
-            t0 = time.perf_counter()
-            image = load_image(source, self.max_pixels, self.max_file_bytes)
-            job.result.width, job.result.height = image.size
-            key = content_hash(image)
-            t1 = time.perf_counter()
-            if self.aggregation.uses_global:
-                whole = (0, 0, image.width, image.height)  # same key as a whole-image region: asked once per prompt
-                job.crops.append(Crop(image, key=f"{key}:{whole}:bbox", call="global"))
-            if self.aggregation.uses_local:
-                stage = "segmentation"
-                masks = self.segmenter.segment(image)
-                job.result.n_masks = len(masks)
-                job.regions = regions_from_masks(masks, image.height, image.width, self.min_area)
-                if self.keep_masks:
-                    job.result.masks = [r.mask for r in job.regions]
-                stage = "cropping"
-                for region in job.regions:
-                    crop = crop_region(image, region, self.crop_mode)  # type: ignore[arg-type]
-                    job.crops.append(Crop(crop, key=f"{key}:{region.box}:{self.crop_mode}", call="local"))
-            if self.keep_masks:
-                job.result.image = image  # the report draws on it: one decode per image
-            job.result.timings.update(load_s=t1 - t0, segment_s=time.perf_counter() - t1)
-        except ImageLoadError as exc:
-            job.result.error = f"{path}: {stage} failed: {exc.reason}"
-        except Exception as exc:  # noqa: BLE001 - decoders, segmenters and crops fail in many ways
-            job.result.error = stage_error(path, stage, exc)
-        if job.result.error is not None:
-            job.crops, job.regions, job.result.masks, job.result.image = [], [], None, None
-        return job
 
     def _finish(self, job: _Job, scores: list[CropScore]) -> None:
         result = job.result

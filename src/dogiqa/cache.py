@@ -8,6 +8,10 @@ Two tables:
 - ``images``: each finished image's result record (JSON), keyed by (run key, image hash). A resumed run skips
   those images; ``--reaggregate`` recomputes final scores for another aggregation preset from them.
 
+A third table, ``files``, memoises (resolved path, size, mtime_ns) -> content hash, so that resuming a run
+does not read every image again (:meth:`RawCache.file_hashes`); a file whose size or mtime changed is hashed
+again.
+
 Crash safety: WAL journal, one transaction per ``put_*`` call. A process killed with SIGKILL loses at most the
 transaction in flight; committed rows are intact and the file is never corrupt (SQLite's guarantee; tested).
 ``synchronous=NORMAL`` is durable against process death; only a power loss may drop the last transactions.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -56,6 +61,12 @@ CREATE TABLE IF NOT EXISTS images (
     created REAL NOT NULL,
     PRIMARY KEY (run_key, image_hash)
 );
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
 """
 
 
@@ -73,6 +84,20 @@ def image_hash(source: str | Path | bytes) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()[:32]
+
+
+def _file_stat(path: str | Path | None) -> tuple[str, int, int] | None:
+    """(resolved path, size, mtime_ns) of a regular file, or None."""
+    if path is None:
+        return None
+    try:
+        resolved = Path(path).resolve()
+        st = resolved.stat()
+    except (OSError, RuntimeError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return str(resolved), st.st_size, st.st_mtime_ns
 
 
 def _canonical(value: Any) -> str:
@@ -271,6 +296,58 @@ class RawCache:
         with self._lock:
             rows = self._db.execute("SELECT image_hash FROM images WHERE run_key = ?", (key,)).fetchall()
         return {r[0] for r in rows}
+
+    def get_images(self, key: str, hashes: Iterable[str]) -> dict[str, str]:
+        """Image hash -> record JSON for those of ``hashes`` finished under a run key (one query per 500)."""
+        wanted = list(dict.fromkeys(hashes))
+        out: dict[str, str] = {}
+        with self._lock:
+            for i in range(0, len(wanted), _CHUNK):
+                chunk = wanted[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT image_hash, record FROM images WHERE run_key = ? AND image_hash IN ({marks})"
+                out.update(self._db.execute(sql, [key, *chunk]).fetchall())
+        return out
+
+    # ------------------------------------------------------------ file hash memo
+
+    def file_hashes(self, paths: Iterable[str | Path | None]) -> list[str | None]:
+        """The content hash (:func:`image_hash`) of each file, None for a missing or unreadable one.
+
+        Known files whose (resolved path, size, mtime_ns) did not change are not read; the others are hashed
+        and remembered (one transaction)."""
+        items = list(paths)
+        stats: list[tuple[str, int, int] | None] = [_file_stat(p) for p in items]
+        memo = self._memo([s[0] for s in stats if s])
+        out: list[str | None] = []
+        fresh = []
+        for st in stats:
+            if st is None:
+                out.append(None)
+            elif memo.get(st[0], (None, None, ""))[:2] == st[1:]:
+                out.append(memo[st[0]][2])
+            else:
+                try:
+                    digest = image_hash(st[0])
+                except OSError:
+                    out.append(None)
+                    continue
+                fresh.append((st[0], st[1], st[2], digest))
+                memo[st[0]] = (st[1], st[2], digest)
+                out.append(digest)
+        self._write("INSERT OR REPLACE INTO files VALUES (?,?,?,?)", fresh)
+        return out
+
+    def _memo(self, resolved: list[str]) -> dict[str, tuple[int, int, str]]:
+        out: dict[str, tuple[int, int, str]] = {}
+        with self._lock:
+            for i in range(0, len(resolved), _CHUNK):
+                chunk = resolved[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT path, size, mtime_ns, hash FROM files WHERE path IN ({marks})"
+                for path, size, mtime, digest in self._db.execute(sql, chunk):
+                    out[path] = (size, mtime, digest)
+        return out
 
     def images(self, key: str) -> Iterator[tuple[str, str | None, str]]:
         """(image hash, path, record JSON) of every image finished under a run key, oldest first."""

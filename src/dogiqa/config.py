@@ -168,6 +168,13 @@ class RuntimeConfig(_Group):
     prefix_cache: bool | None = Field(None, description="reuse the KV cache of the prompt before the image")
     max_pixels: int | None = Field(DEFAULT_MAX_PIXELS, ge=1, description="refuse larger images (None: no cap)")
     max_file_bytes: int | None = Field(DEFAULT_MAX_FILE_BYTES, ge=1, description="refuse larger files (None: no cap)")
+    staged: bool | None = Field(None, description="overlap loading, segmentation and scoring (default on)")
+    load_workers: int | None = Field(None, ge=1, le=64, description="image decoding threads (2)")
+    segment_workers: int | None = Field(None, ge=1, le=64, description="segmentation threads (auto)")
+    segment_processes: int | None = Field(
+        None, ge=0, le=64, description="worker processes for scikit-image segmenters (0: a thread)"
+    )
+    max_in_flight: int | None = Field(None, ge=2, description="images between reading and output at once (auto)")
 
     @field_validator("device")
     @classmethod
@@ -481,6 +488,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"--config: {path} is not valid YAML: {exc}", setting="--config") from None
     if data is None:
         return {}
+    if isinstance(data, dict) and isinstance(data.get("pipeline"), dict):  # a record's config (JSON is YAML)
+        data = data["pipeline"]
     if not isinstance(data, dict):
         raise UsageError(f"--config: {path} must hold a mapping of settings", setting="--config")
     return data

@@ -15,6 +15,7 @@ ETA is the average time per image so far times the images left (not a rate measu
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -33,8 +34,13 @@ class ImageProgress:
         self.counts = dict.fromkeys(STAGES, 0)
         self.seconds = dict.fromkeys(STAGES, 0.0)
         self.resumed = 0
+        self._lock = threading.Lock()  # a staged pipeline reports from its worker threads
 
     def __call__(self, stage: str, n: int = 1) -> None:
+        with self._lock:
+            self._count(stage, n)
+
+    def _count(self, stage: str, n: int) -> None:
         if stage == "resumed":  # done before this run: out of the work left and of the time per image
             n = min(n, self.total)
             self.total -= n

@@ -27,7 +27,8 @@ def test_help_fits_80_columns_without_type_names(command: str):
         assert internal not in res.output, (command, internal)
     if command == "score":
         assert len(lines) <= 100, len(lines)
-        assert all(panel in res.output for panel in PANELS)
+        positions = [res.output.find(f"─ {panel}") for panel in PANELS]
+        assert -1 not in positions and positions == sorted(positions)  # every panel, in this order
         assert "Usage: " in lines[1] and lines[1].split()[-1] == "PATH..."
 
 

@@ -122,3 +122,6 @@ def test_record_config_rebuilds_the_same_pipeline(preset: str, tiny_models: dict
     config = json.loads(json.dumps(first["config"]))  # as read back from a JSONL file
     again = DogIQA.from_config(config).score(image).to_dict()
     assert _comparable(again) == _comparable(first)
+    saved = tmp_path / "record-config.json"  # also usable as `--config` (JSON is YAML)
+    saved.write_text(json.dumps(first["config"]), encoding="utf-8")
+    assert resolve_config(None, saved, {}).to_dict() == first["config"]["pipeline"]

@@ -66,7 +66,7 @@ class _Const:
 
 def test_pipeline_reports_every_image_before_its_chunk_is_yielded() -> None:
     events: list[tuple[str, int]] = []
-    iqa = DogIQA(scorer=_Const(), segmenter="none", aggregation="global", chunk_size=4)
+    iqa = DogIQA(scorer=_Const(), segmenter="none", aggregation="global", chunk_size=4, staged=False)
     images = [Image.fromarray(np.full((32, 32, 3), i * 20, np.uint8)) for i in range(6)]
     seen_before_results = []
     for result in iqa.score_many(images, progress=lambda stage, n: events.append((stage, n))):
@@ -102,3 +102,13 @@ def test_progress_bar_renders_images_and_eta() -> None:
         bar("scored", 1)
     assert bar.tracker.resumed == 1 and bar.tracker.counts["scored"] == 1
     assert "2/3" in out.getvalue() and "ETA" in out.getvalue()
+
+
+def test_staged_pipeline_reports_every_image_too() -> None:
+    """The staged pipeline (default) overlaps the stages; every image is still prepared and scored once."""
+    events: list[tuple[str, int]] = []
+    iqa = DogIQA(scorer=_Const(), segmenter="slic", aggregation="paper", chunk_size=2)
+    images = [Image.fromarray(np.random.default_rng(i).integers(0, 256, (64, 64, 3), np.uint8)) for i in range(5)]
+    results = list(iqa.score_many(images, progress=lambda stage, n: events.append((stage, n))))
+    assert len(results) == 5 and all(r.ok for r in results)
+    assert sum(n for s, n in events if s == "prepared") == 5 and sum(n for s, n in events if s == "scored") == 5

@@ -56,6 +56,15 @@ class _Item:
     tokens: int
 
 
+@dataclass
+class _Prepared:
+    """A run split in two (:meth:`TransformersVLM.prepare`): the batches with their processor outputs."""
+
+    call: _Call
+    results: list[RawOutput | None]
+    batches: list[tuple[list[_Item], dict | Exception]]
+
+
 class TransformersVLM:
     """A transformers ``AutoModelForImageTextToText`` + processor, from a hub id or a local folder.
 
@@ -304,14 +313,42 @@ class TransformersVLM:
         want_text: bool = True,
     ) -> list[RawOutput]:
         """One forward pass per item (batched); one RawOutput per image, in input order."""
-        text = self.render(prompt)
-        call = _Call(
-            text=text,
-            cand_ids={c: self._token_id(c) for c in candidates},
-            want_text=want_text,
-            prefix=self._prefix_ids(prompt) if self.prefix_cache else None,
-        )
-        text_tokens = len(self.tokenizer.encode(text, add_special_tokens=False))
+        call, results, items = self._start(images, prompt, candidates, want_text)
+        for batch, outs in self._pipelined(self._batches(items), call):
+            for item, out in zip(batch, outs, strict=True):
+                results[item.index] = out
+        return [r if r is not None else RawOutput(error="not scored") for r in results]
+
+    def prepare(
+        self, images: Sequence[Image.Image], prompt: Prompt, candidates: Sequence[str], want_text: bool = True
+    ) -> _Prepared:
+        """The CPU half of :meth:`run`: batching and the processor on every batch (for a pipeline to run
+        while the model works on earlier images). :meth:`run_prepared` finishes it with the same outputs."""
+        call, results, items = self._start(images, prompt, candidates, want_text)
+        batches = self._batches(items)
+        return _Prepared(call, results, [(b, self._encode_or_error(call.text, b)) for b in batches])
+
+    def run_prepared(self, prepared: _Prepared) -> list[RawOutput]:
+        results = prepared.results
+        for batch, inputs in prepared.batches:
+            for item, out in zip(batch, self._run_batch(batch, prepared.call, inputs), strict=True):
+                results[item.index] = out
+        prepared.batches = []  # the inputs are not needed any more
+        return [r if r is not None else RawOutput(error="not scored") for r in results]
+
+    def _start(
+        self, images: Sequence[Image.Image], prompt: Prompt, candidates: Sequence[str], want_text: bool
+    ) -> tuple[_Call, list[RawOutput | None], list[_Item]]:
+        """The call's constants, an empty result list, and the sized items (an unsizable image: its error)."""
+        with self._proc_lock:  # the tokenizer is shared with a preparing thread
+            text = self.render(prompt)
+            call = _Call(
+                text=text,
+                cand_ids={c: self._token_id(c) for c in candidates},
+                want_text=want_text,
+                prefix=self._prefix_ids(prompt) if self.prefix_cache else None,
+            )
+            text_tokens = len(self.tokenizer.encode(text, add_special_tokens=False))
         results: list[RawOutput | None] = [None] * len(images)
         items = []
         for i, image in enumerate(images):
@@ -322,10 +359,7 @@ class TransformersVLM:
                     error=f"the model's processor refused the {image.width}x{image.height} crop "
                     f"(processor limit): {type(exc).__name__}: {exc}"
                 )
-        for batch, outs in self._pipelined(self._batches(items), call):
-            for item, out in zip(batch, outs, strict=True):
-                results[item.index] = out
-        return [r if r is not None else RawOutput(error="not scored") for r in results]
+        return call, results, items
 
     def _pipelined(self, batches: list[list[_Item]], call: _Call) -> Iterator[tuple[list[_Item], list[RawOutput]]]:
         """Run the batches in order while a worker thread prepares (processor) the next one."""
@@ -402,11 +436,13 @@ class TransformersVLM:
         n_real = mask.sum(dim=1).cpu().tolist()
         width = int(mask.shape[1])
         outs = []
+        with self._proc_lock:  # the tokenizer is shared with a preparing thread
+            texts = [self.tokenizer.decode([tok]) if want_text else None for tok in top]
         for row, tok in enumerate(top):
             meta = {"token_id": tok, "tokens": int(n_real[row]), "padded_tokens": width, "batch": len(batch)}
             outs.append(
                 RawOutput(
-                    text=self.tokenizer.decode([tok]) if want_text else None,
+                    text=texts[row],
                     logprobs=dict(zip(cand_ids, chosen[row], strict=True)),
                     meta=meta,
                 )

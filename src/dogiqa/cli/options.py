@@ -78,6 +78,14 @@ PIPELINE: dict[str, tuple[Any, Any]] = {
     "max_batch_tokens": (option("max_batch_tokens", "Tokens per forward pass.", PERFORMANCE, metavar="N"), int),
     "prefix_cache": (switch("--prefix-cache/--no-prefix-cache", "Reuse prompt KV cache.", PERFORMANCE), bool),
     "max_pixels": (option("max_pixels", "Refuse larger images.", PERFORMANCE, metavar="N"), int),
+    "staged": (switch("--staged/--serial", "Overlap the stages (on).", PERFORMANCE), bool),
+    "load_workers": (option("load_workers", "Decoding threads (2).", PERFORMANCE, metavar="N"), int),
+    "segment_workers": (option("segment_workers", "Segmentation threads.", PERFORMANCE, metavar="N"), int),
+    "segment_processes": (
+        option("segment_processes", "Processes (felzenszwalb).", PERFORMANCE, metavar="N"),
+        int,
+    ),
+    "max_in_flight": (option("max_in_flight", "Images in memory at once.", PERFORMANCE, metavar="N"), int),
     "base_url": (option("base_url", "API root: http://HOST:PORT/v1", SERVER, metavar="URL"), str),
     "api_key_env": (option("api_key_env", "Variable holding the API key.", SERVER, metavar="VAR"), str),
     "concurrency": (option("concurrency", "Requests in flight (8).", SERVER, metavar="N"), int),
@@ -131,13 +139,22 @@ def pipeline_command(exclude: tuple[str, ...] = ()) -> Callable[[Callable[..., A
             cfg = resolve_config(kwargs.pop("preset"), kwargs.pop("config_file"), settings, style="flag")
             return func(cfg=cfg, **kwargs)
 
-        own_positional = [p.replace(kind=kw) for p in own]
-        wrapper.__signature__ = inspect.Signature([*own_positional, *added])  # type: ignore[attr-defined]
+        params = sorted([p.replace(kind=kw) for p in own] + added, key=_panel_rank)
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         del wrapper.__wrapped__  # typer must read the signature above, not the function's own
         wrapper.__annotations__ = {}
         return wrapper
 
     return decorate
+
+
+PANEL_ORDER = (IO, MODEL, METHOD, SEGMENTATION, PERFORMANCE, SERVER, CLUSTER)
+
+
+def _panel_rank(param: inspect.Parameter) -> int:
+    """Help panels in PANEL_ORDER (a command's own other panels and arguments first)."""
+    panel = getattr(param.default, "rich_help_panel", None)
+    return PANEL_ORDER.index(panel) + 1 if panel in PANEL_ORDER else 0
 
 
 class Command(TyperCommand):

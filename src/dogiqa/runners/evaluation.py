@@ -28,7 +28,7 @@ from typing import Any
 
 from dogiqa.aggregate import Aggregation, get_aggregation
 from dogiqa.atomic import atomic_write_text
-from dogiqa.cache import RawCache, image_hash, run_key
+from dogiqa.cache import RawCache, run_key
 from dogiqa.datasets import DatasetError, LabelledDataset
 from dogiqa.evaluate import clean_json, evaluate_predictions
 from dogiqa.progress import ProgressHook
@@ -38,6 +38,7 @@ from dogiqa.results import ImageResult
 NOT_IN_RUN_KEY = (
     "aggregation", "c_max", "device", "batch_size", "chunk_size", "max_batch_tokens", "prefix_cache", "preset",
     "trust_remote_code", "api_key_env", "concurrency", "timeout", "max_retries",
+    "staged", "load_workers", "segment_workers", "segment_processes", "max_in_flight",
 )  # fmt: skip
 
 
@@ -96,13 +97,14 @@ def run_eval(
     resumed with another one must not mix the two).
     """
     key = run_key(request, exclude=NOT_IN_RUN_KEY)
-    hashes = [image_hash(it.path) if it.path and it.path.is_file() else None for it in ds.items]
+    hashes = cache.file_hashes([it.path for it in ds.items])  # unchanged files are not read again
     done = cache.done(key) if resume else set()
+    finished = cache.get_images(key, [h for h in hashes if h in done])
     meta = cache.run_config(key) or {}
     records: list[ImageResult | None] = [None] * len(ds.items)
     todo: list[int] = []
     for i, h in enumerate(hashes):
-        cached = cache.get_image(key, h) if h in done else None
+        cached = finished.get(h) if h is not None else None
         if cached is not None:
             rec = ImageResult.from_dict(json.loads(cached))
             rec.path = str(ds.items[i].path)

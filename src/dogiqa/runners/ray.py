@@ -211,7 +211,8 @@ def done_paths(output_dir: str | Path) -> set[str]:
 
 # -- the actor -------------------------------------------------------------------------------------------
 class _ScoreActor:
-    """Holds one DogIQA pipeline; scores a batch of paths into JSON records."""
+    """Holds one DogIQA pipeline; scores a batch of paths into JSON records through its staged pipeline
+    (``score_many``: the local runner's; its worker processes, if configured, live as long as the actor)."""
 
     def __init__(self, config: dict[str, Any], threads: int | None):
         if threads and "torch" in sys.modules:  # otherwise OMP_NUM_THREADS (runtime env) applies at import

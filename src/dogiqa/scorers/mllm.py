@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from dogiqa.backends.base import Backend, BackendError, Prompt, RawOutput
 from dogiqa.readout import Readout, get_readout
@@ -19,6 +20,26 @@ class RawStore(Protocol):
     def get_many(self, keys: Sequence[str]) -> dict[str, RawOutput]: ...
 
     def put_many(self, items: dict[str, RawOutput]) -> None: ...
+
+
+@dataclass
+class _Ask:
+    """One backend call of a plan: a prompt, the (index, key) of the crops to ask, their twins, and the
+    backend's preprocessed inputs (None: ask with ``backend.run``)."""
+
+    prompt: Prompt
+    todo: list[tuple[int, str | None]]
+    twins: dict[str | None, list[int]]
+    ready: Any = None
+
+
+@dataclass
+class _Plan:
+    """What scoring some crops takes: answers already known (cache) and the calls still to make."""
+
+    crops: Sequence[Crop]
+    out: list[RawOutput | None]
+    asks: list[_Ask] = field(default_factory=list)
 
 
 class MLLMScorer:
@@ -71,7 +92,19 @@ class MLLMScorer:
 
     def raw_outputs(self, crops: Sequence[Crop]) -> list[RawOutput]:
         """What the model said for every crop: cached answers reused, the rest asked in one call per prompt."""
-        out: list[RawOutput | None] = [None] * len(crops)
+        return self._ask(self._plan(crops, prepare=False))
+
+    def prepare_crops(self, crops: Sequence[Crop]) -> _Plan:
+        """The CPU half of :meth:`score_crops`: cache look-ups and, when the backend can, its preprocessing
+        (``backend.prepare``), so that a pipeline runs it while the model works on other crops."""
+        return self._plan(crops, prepare=hasattr(self.backend, "prepare"))
+
+    def score_prepared(self, plan: _Plan) -> list[CropScore]:
+        """The model half of :meth:`score_crops` on a :meth:`prepare_crops` plan (same scores)."""
+        return [self.read(raw) for raw in self._ask(plan)]
+
+    def _plan(self, crops: Sequence[Crop], prepare: bool) -> _Plan:
+        plan = _Plan(crops, [None] * len(crops), [])
         groups: dict[Prompt, list[int]] = {}  # one backend call per distinct prompt (global == local unless
         for i, crop in enumerate(crops):  # the paper's whitespace differs between them)
             groups.setdefault(self.prompt_for(crop.call), []).append(i)
@@ -81,7 +114,7 @@ class MLLMScorer:
             todo, twins = [], {}  # identical crops (same key) are asked once
             for i, k in zip(idx, keys, strict=True):
                 if k and k in known:
-                    out[i] = known[k]
+                    plan.out[i] = known[k]
                 elif k and k in twins:
                     twins[k].append(i)
                 else:
@@ -89,12 +122,24 @@ class MLLMScorer:
                     if k:
                         twins[k] = []
             if todo:
-                fresh = self.backend.run([crops[i].image for i, _ in todo], prompt, self.candidates, want_text=True)
-                for (i, k), raw in zip(todo, fresh, strict=True):
-                    for j in [i, *twins.get(k, [])]:
-                        out[j] = raw
-                if self.cache:
-                    self.cache.put_many({k: r for (_, k), r in zip(todo, fresh, strict=True) if k and r.error is None})
+                images = [crops[i].image for i, _ in todo]
+                ready = self.backend.prepare(images, prompt, self.candidates, want_text=True) if prepare else None
+                plan.asks.append(_Ask(prompt, todo, twins, ready))
+        return plan
+
+    def _ask(self, plan: _Plan) -> list[RawOutput]:
+        out = plan.out
+        for ask in plan.asks:
+            if ask.ready is not None:
+                fresh = self.backend.run_prepared(ask.ready)
+            else:
+                images = [plan.crops[i].image for i, _ in ask.todo]
+                fresh = self.backend.run(images, ask.prompt, self.candidates, want_text=True)
+            for (i, k), raw in zip(ask.todo, fresh, strict=True):
+                for j in [i, *ask.twins.get(k, [])]:
+                    out[j] = raw
+            if self.cache:
+                self.cache.put_many({k: r for (_, k), r in zip(ask.todo, fresh, strict=True) if k and r.error is None})
         return [o if o is not None else RawOutput(error="no output") for o in out]
 
     def read(self, raw: RawOutput) -> CropScore:

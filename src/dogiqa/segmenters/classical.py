@@ -21,6 +21,7 @@ class NoSegmenter:
 
 class _LabelSegmenter:
     name = "labels"
+    parallel = "process"  # scikit-image holds the GIL: the staged pipeline runs these in worker processes
 
     def __init__(self, work_side: int = 512):
         self.work_side = work_side

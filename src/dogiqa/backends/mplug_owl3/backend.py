@@ -116,6 +116,12 @@ class MplugOwl3Backend:
         candidates: Sequence[str],
         want_text: bool = True,
     ) -> list[RawOutput]:
+        return self.run_prepared(self.prepare(images, prompt, candidates, want_text))
+
+    def prepare(
+        self, images: Sequence[Image.Image], prompt: Prompt, candidates: Sequence[str], want_text: bool = True
+    ) -> dict:
+        """The CPU half of :meth:`run` (tiling and tokenising), for a pipeline to overlap with the model."""
         cand_ids = self.candidate_ids(candidates)
         outputs: list[RawOutput | None] = [None] * len(images)
         encoded: list[tuple[int, dict]] = []
@@ -124,12 +130,31 @@ class MplugOwl3Backend:
                 encoded.append((i, self.encode(image, prompt)))
             except Exception as exc:  # noqa: BLE001 - one bad image must not kill the batch
                 outputs[i] = RawOutput(error=f"cannot prepare image {i}: {exc}")
+        return {"cand_ids": cand_ids, "candidates": list(candidates), "want_text": want_text,
+                "outputs": outputs, "encoded": encoded}  # fmt: skip
+
+    def run_prepared(self, prepared: dict) -> list[RawOutput]:
+        outputs, encoded = prepared["outputs"], prepared["encoded"]
         for start in range(0, len(encoded), self.batch_size):
             chunk = encoded[start : start + self.batch_size]
-            outs = self._run_chunk([e for _, e in chunk], cand_ids, candidates, want_text)
+            outs = self._run_chunk(
+                [e for _, e in chunk], prepared["cand_ids"], prepared["candidates"], prepared["want_text"]
+            )
             for (i, _), out in zip(chunk, outs, strict=True):
                 outputs[i] = out
         return [o if o is not None else RawOutput(error="no output") for o in outputs]
+
+    @classmethod
+    def from_objects(cls, model: MplugOwl3Model, tokenizer, model_id: str, batch_size: int = 8) -> MplugOwl3Backend:
+        """A backend around an already-built model and tokenizer (benchmarks with random weights)."""
+        self = cls.__new__(cls)
+        self.model_name, self.model_id, self.attention_mask = model_id, model_id, "paper"
+        self.batch_size, self.dtype = max(1, int(batch_size)), next(model.parameters()).dtype
+        self.tokenizer, self.model = tokenizer, model.eval()
+        tile = int(model.config.vision_config.image_size)
+        self.processor = MplugOwl3Processor(tokenizer, MplugOwl3ImageProcessor(image_size=tile))
+        self._terminators = {tokenizer.convert_tokens_to_ids(t) for t in TERMINATORS}
+        return self
 
     # -- internals --------------------------------------------------------------------------------------
 
