@@ -129,7 +129,8 @@ def run_eval(
                     "higher_is_better": getattr(iqa.scorer, "higher_is_better", True),
                 },
             )
-            results = iqa.score_many([ds.items[i].path for i in todo], progress=progress)
+            paths = [ds.items[i].path for i in todo]
+            results = iqa.score_many(paths, progress=progress) if progress else iqa.score_many(paths)
             for n, (i, result) in enumerate(zip(todo, results, strict=True), start=1):
                 records[i] = result
                 if result.ok and hashes[i] is not None:
