@@ -76,3 +76,11 @@ def sample_images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("sample-images")
     write_sample_images(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def brightness_qwen2vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Qwen2-VL whose answer is round(8 * brightness) (``dogiqa.testing.sensitive``), tau = 1."""
+    from dogiqa.testing.sensitive import build_brightness_qwen2vl
+
+    return build_brightness_qwen2vl(tmp_path_factory.mktemp("brightness-qwen2vl"))

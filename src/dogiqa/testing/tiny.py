@@ -15,7 +15,9 @@ multiplies the output rows of the digits so greedy answers are digits (see ``_bo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 QUALITY_WORDS = ("excellent", "good", "fair", "poor", "bad")
 # Words of the Dog-IQA / Q-Align prompts, merged into single tokens so that prompt lengths resemble a real
@@ -203,7 +205,15 @@ def _boost_digits(model: object, ids: dict[str, int], scale: float) -> None:
         head.weight[rows] *= scale
 
 
-def _build_qwen(path: Path, model_type: str, seed: int, digit_scale: float) -> Path:
+def _build_qwen(
+    path: Path,
+    model_type: str,
+    seed: int,
+    digit_scale: float,
+    configure: Callable[[Any, dict[str, int]], None] | None = None,
+    text_extra: dict[str, Any] | None = None,
+) -> Path:
+    """Build and save a tiny Qwen-VL; ``configure(model, token_ids)`` may set weights before saving."""
     import transformers
 
     from dogiqa.backends.hf_compat import image_only_processor_class
@@ -212,7 +222,7 @@ def _build_qwen(path: Path, model_type: str, seed: int, digit_scale: float) -> P
     ids = write_tokenizer(path, QWEN_SPECIALS, "Qwen2Tokenizer", eos="<|im_end|>", pad="<|endoftext|>")
     vocab_size = _round_up(len(ids))
     rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
-    text = _text_config(ids, vocab_size, "<|im_end|>", rope_parameters=rope)
+    text = _text_config(ids, vocab_size, "<|im_end|>", rope_parameters=rope, **(text_extra or {}))
     special = dict(
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
@@ -232,6 +242,8 @@ def _build_qwen(path: Path, model_type: str, seed: int, digit_scale: float) -> P
     _seeded(seed)
     model = model_cls(config).eval()
     _boost_digits(model, ids, digit_scale)
+    if configure is not None:
+        configure(model, ids)
     _save(model, path, ids["<|im_end|>"])
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
@@ -277,6 +289,18 @@ def build_tiny_idefics3(path: str | Path, seed: int = 0, digit_scale: float = 1.
     Tiles are 112 px (8x8 patches of 14 px, pixel-shuffled by 2 -> 16 tokens per tile) and images are
     split into at most 3x3 tiles plus a global view, so image splitting stays real but cheap.
     """
+    return _build_idefics3(Path(path), seed, digit_scale)
+
+
+def _build_idefics3(
+    path: Path,
+    seed: int,
+    digit_scale: float,
+    configure: Callable[[Any, dict[str, int]], None] | None = None,
+    text_extra: dict[str, Any] | None = None,
+    vision_extra: dict[str, Any] | None = None,
+) -> Path:
+    """Build and save a tiny Idefics3; ``configure(model, token_ids)`` may set weights before saving."""
     import transformers
 
     path = Path(path)
@@ -284,16 +308,18 @@ def build_tiny_idefics3(path: str | Path, seed: int = 0, digit_scale: float = 1.
         path, IDEFICS3_SPECIALS, "PreTrainedTokenizerFast", eos="<end_of_utterance>", pad="<|endoftext|>"
     )
     vocab_size = _round_up(len(ids))
-    text = _text_config(ids, vocab_size, "<end_of_utterance>", model_type="llama")
+    text = _text_config(ids, vocab_size, "<end_of_utterance>", model_type="llama", **(text_extra or {}))
     tile, patch, scale = 112, 14, 2
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=tile, patch_size=patch)  # fmt: skip
+                  image_size=tile, patch_size=patch, **(vision_extra or {}))  # fmt: skip
     config = transformers.Idefics3Config(
         text_config=text, vision_config=vision, scale_factor=scale, image_token_id=ids["<image>"]
     )
     _seeded(seed)
     model = transformers.Idefics3ForConditionalGeneration(config).eval()
     _boost_digits(model, ids, digit_scale)
+    if configure is not None:
+        configure(model, ids)
     _save(model, path, ids["<end_of_utterance>"])
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
