@@ -106,6 +106,7 @@ def run_group(repo: Path, name: str, sample: int, seed: int, max_children: int, 
     for sub in ("src", "tests"):  # exist before Python starts, so these PYTHONPATH entries are live
         (repo / "mutants" / sub).mkdir(parents=True)
     env = dict(os.environ, PYTHONPATH=f"{repo / 'mutants' / 'src'}{os.pathsep}{repo / 'mutants' / 'tests'}")
+    env["DOGIQA_TEST_MODEL_CACHE"] = str(repo.parent / "model-cache")  # tiny models built once, not per mutant
     env.pop("DOGIQA_FAIL_ON_SKIP", None)
     mutmut = [sys.executable, "-m", "mutmut"]
     start = time.perf_counter()
@@ -146,6 +147,7 @@ def main() -> None:
     shutil.rmtree(args.work, ignore_errors=True)
     repo = args.work / "repo"
     copy_tree(source, repo)
+    (args.work / "model-cache").mkdir()
     shared = (source.parent / "shared").resolve()
     for link in (args.work / "shared", repo / "shared"):  # tests look for REPO/../shared (REPO = repo/mutants)
         link.symlink_to(shared)
@@ -156,13 +158,13 @@ def main() -> None:
         results.append(res)
         print(f"{name:10s} {res['killed']:4d}/{res['sampled']:<4d} killed ({res['kill_rate']:.1%}) of "
               f"{res['mutants_total']} mutants; {res['counts']}; {res['seconds']:.0f} s", flush=True)  # fmt: skip
-    killed, sampled = sum(r["killed"] for r in results), sum(r["sampled"] for r in results)
+        killed, sampled = sum(r["killed"] for r in results), sum(r["sampled"] for r in results)
+        if args.out:  # after every group, so a long run reports what it has
+            summary = {"source": str(source), "commit": commit.stdout.strip(), "sample": args.sample,
+                       "seed": args.seed, "killed": killed, "sampled": sampled, "groups": results}  # fmt: skip
+            args.out.write_text(json.dumps(summary, indent=1))
     print(f"{'total':10s} {killed:4d}/{sampled:<4d} killed ({killed / max(1, sampled):.1%})  source {source} "
           f"@ {commit.stdout.strip()}")  # fmt: skip
-    if args.out:
-        summary = {"source": str(source), "commit": commit.stdout.strip(), "sample": args.sample, "seed": args.seed,
-                   "killed": killed, "sampled": sampled, "groups": results}  # fmt: skip
-        args.out.write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,28 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # DOGIQA_FAIL_ON_SKIP=1 (set by .ci/run): every skip is a failure, and a missing ../shared stops the run.
 FAIL_ON_SKIP = os.environ.get("DOGIQA_FAIL_ON_SKIP", "") not in ("", "0")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+# DOGIQA_TEST_MODEL_CACHE=DIR (benchmarks/mutation.py sets it): the session's tiny models are built once into DIR
+# and reused by later sessions (delete DIR when the builders change).
+MODEL_CACHE = os.environ.get("DOGIQA_TEST_MODEL_CACHE")
+
+
+def built(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """The folder ``build(folder)`` writes: fresh per session, or from the model cache when one is set."""
+    if not MODEL_CACHE:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    folder = Path(MODEL_CACHE) / name
+    if not (folder / "config.json").is_file():
+        tmp = Path(tempfile.mkdtemp(prefix=name, dir=MODEL_CACHE))
+        build(tmp)
+        try:
+            tmp.rename(folder)
+        except OSError:  # another session finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -57,7 +82,7 @@ def tiny_qwen2vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen2-VL folder (seed 0; digit rows boosted so greedy answers are digits)."""
     from dogiqa.testing import build_tiny_qwen2vl
 
-    return build_tiny_qwen2vl(tmp_path_factory.mktemp("tiny-qwen2vl"), seed=0, digit_scale=30.0)
+    return built(tmp_path_factory, "tiny-qwen2vl", lambda d: build_tiny_qwen2vl(d, seed=0, digit_scale=30.0))
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +90,7 @@ def tiny_idefics3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Idefics3 folder (seed 0; digit rows boosted so greedy answers are digits)."""
     from dogiqa.testing import build_tiny_idefics3
 
-    return build_tiny_idefics3(tmp_path_factory.mktemp("tiny-idefics3"), seed=0, digit_scale=30.0)
+    return built(tmp_path_factory, "tiny-idefics3", lambda d: build_tiny_idefics3(d, seed=0, digit_scale=30.0))
 
 
 @pytest.fixture(scope="session")
@@ -83,4 +108,4 @@ def brightness_qwen2vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Qwen2-VL whose answer is round(8 * brightness) (``dogiqa.testing.sensitive``), tau = 1."""
     from dogiqa.testing.sensitive import build_brightness_qwen2vl
 
-    return build_brightness_qwen2vl(tmp_path_factory.mktemp("brightness-qwen2vl"))
+    return built(tmp_path_factory, "brightness-qwen2vl", build_brightness_qwen2vl)

@@ -105,3 +105,18 @@ def test_aggregations_for_every_k(levels):
                for i, (s, a) in enumerate(zip(scores, areas, strict=True))]  # fmt: skip
     record = finalize(ImageResult(path="x", global_score=s_g, regions=regions), "paper", levels)
     assert record.score == pytest.approx(paper.score)
+
+
+def test_uncertainty_of_every_aggregation_by_hand():
+    """The records' ``uncertainty``: independent regions, Var(sum c_i x_i) = sum c_i^2 Var(x_i)."""
+    s_g, g_var = 4.0, 0.3
+    scores, areas, variances = [2.0, 5.0, None], [100.0, 300.0, 50.0], [0.4, 0.9, 2.0]
+    w = [100 / 400, 300 / 400]  # the unscored region is left out
+    paper = aggregate(s_g, scores, areas, "paper", 7, g_var, variances)
+    assert paper.std == pytest.approx(np.sqrt(0.25 * g_var + 0.25 * (w[0] ** 2 * 0.4 + w[1] ** 2 * 0.9)))
+    code = aggregate(s_g, scores, areas, "code", 7, g_var, variances)
+    assert code.std == pytest.approx(np.sqrt(0.25 * g_var + (w[0] ** 2 * 0.4 + w[1] ** 2 * 0.9)))
+    mean = aggregate(s_g, scores, areas, "mean", 7, g_var, variances)
+    assert mean.std == pytest.approx(np.sqrt((0.4 + 0.9) / 4))  # plain mean of two regions
+    assert aggregate(s_g, scores, areas, "global", 7, g_var, variances).std == pytest.approx(np.sqrt(g_var))
+    assert aggregate(s_g, scores, areas, "paper", 7, None, variances).std is None

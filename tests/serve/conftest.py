@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from chat_server import ChatServer  # noqa: E402
+from http_helpers import serve_iqa  # noqa: E402,F401 - the HTTP service tests' pipeline (a fixture)
 
 
 @pytest.fixture

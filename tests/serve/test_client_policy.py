@@ -159,15 +159,15 @@ def test_cli_max_retries_reaches_the_client(server, tmp_path):
 
 
 def test_cli_timeout_reaches_the_client(server, tmp_path):
-    server.slow_s = 2.0
+    server.slow_s = 8.0  # far over the timeout; the other image answers far within it, even on a loaded machine
     server.faults[12] = ["slow", "slow", "slow"]
-    recs = cli_score(server, tmp_path, "--timeout", "0.3", "--max-retries", "0", code=1)
+    recs = cli_score(server, tmp_path, "--timeout", "2", "--max-retries", "0", code=1)
     failed = [r for r in recs if r["error"]]
     assert len(failed) == 1 and "timeout" in failed[0]["global_error"] and "item12" in failed[0]["path"]
 
 
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_cli_concurrency_reaches_the_client(server, tmp_path, concurrency):
-    server.delay = 0.3
+    server.delay = 1.5  # long enough for both requests to overlap when allowed, even on a loaded machine
     cli_score(server, tmp_path, "--concurrency", str(concurrency))
     assert server.max_inflight == concurrency  # two images: both in flight at once only when allowed

@@ -79,10 +79,11 @@ def _register() -> None:
     from dogiqa.cli.options import Command
     from dogiqa.cli.presets import presets_command
     from dogiqa.cli.score import score
+    from dogiqa.cli.serve import serve
     from dogiqa.cli.show import show
 
     for name, func in [("score", score), ("show", show), ("eval", eval_command), ("metrics", metrics),
-                       ("presets", presets_command), ("config", config_command)]:  # fmt: skip
+                       ("presets", presets_command), ("config", config_command), ("serve", serve)]:  # fmt: skip
         app.command(name, cls=Command)(func)
 
 
