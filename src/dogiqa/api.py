@@ -111,7 +111,7 @@ class DogIQA:
             "aggregation": self.aggregation.name,
             "min_area": self.min_area,
             "crop_mode": self.crop_mode,
-            "pipeline": cfg.to_dict(),
+            "pipeline": cfg.public_dict(),  # no URL credentials in records
         }
 
     @classmethod

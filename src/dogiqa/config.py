@@ -68,6 +68,24 @@ def _cross(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("cross_field", "{message}", {"message": message, "field": field})
 
 
+def strip_userinfo(url: str) -> str:
+    """``url`` without ``user:password@`` (credentials never reach a record, cache, metrics or message)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return url if "@" not in netloc else f"{scheme}{sep}{netloc.rsplit('@', 1)[1]}{slash}{path}"
+
+
+def redact_urls(data: Any) -> Any:
+    """``data`` (a dump) with the user-info stripped from every ``base_url`` value, at any depth."""
+    if isinstance(data, dict):
+        return {
+            k: strip_userinfo(v) if k == "base_url" and isinstance(v, str) else redact_urls(v) for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [redact_urls(v) for v in data]
+    return data
+
+
 def looks_local(value: str) -> bool:
     """True for a value that can only be a local path (absolute, ./, ../, ~, or more than one ``/``), never a hub id."""
     return (
@@ -190,14 +208,18 @@ class ServerConfig(_Group):
     base_url: str | None = Field(None, description="the server's API root, e.g. http://HOST:8000/v1")
     api_key_env: str | None = Field(None, min_length=1, description="variable holding the API key")
     concurrency: int | None = Field(None, ge=1, le=1024, description="requests in flight (default 8)")
-    timeout: float | None = Field(None, gt=0, description="seconds per request (default 60)")
+    timeout: float | None = Field(None, gt=0, description="seconds per connect/read/write (default 60)")
     max_retries: int | None = Field(None, ge=0, le=100, description="retries on 429/5xx/timeouts (default 5)")
+    deadline: float | None = Field(None, gt=0, description="seconds for a whole request (default: timeout)")
+    max_response_bytes: int | None = Field(None, ge=1024, description="largest response body (default 8 MiB)")
+    max_retry_after: float | None = Field(None, ge=0, description="longest Retry-After wait (default 30 s)")
+    max_retry_time: float | None = Field(None, ge=0, description="retry budget per crop (default 120 s)")
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL; e.g. http://127.0.0.1:8000/v1")
+            raise ValueError(f"{strip_userinfo(value)!r} is not an http(s) URL; e.g. http://127.0.0.1:8000/v1")
         return value
 
 
@@ -250,10 +272,14 @@ class PipelineConfig(BaseModel):
         """A JSON-serialisable dump (what records carry and ``--config`` files hold)."""
         return self.model_dump(mode="json")
 
+    def public_dict(self) -> dict[str, Any]:
+        """``to_dict`` without URL credentials: what records, caches, metrics and printed configurations hold."""
+        return redact_urls(self.to_dict())
+
     def to_yaml(self) -> str:
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.safe_dump(self.public_dict(), sort_keys=False)
 
     def flat(self) -> dict[str, Any]:
         """``{keyword: value}`` for every setting (the keyword spelling)."""

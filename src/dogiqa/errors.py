@@ -38,6 +38,12 @@ class UsageError(DogIQAError, ValueError):
         self.setting = setting
 
 
+class ServerCapabilityError(UsageError):
+    """The server named by ``--base-url`` cannot serve this run: unreachable, unknown model, rejected key, or a
+    missing capability the readout needs (log-probabilities, ``continue_final_message``). Raised on first
+    contact, before any image is scored; the message names the URL (never its user-info) and the cause."""
+
+
 class RemoteCodeError(UsageError):
     """A model needs its own Python code (``auto_map`` in its config) and ``--trust-remote-code`` was not given."""
 

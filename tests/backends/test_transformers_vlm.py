@@ -97,6 +97,7 @@ def test_bad_item_does_not_fail_the_batch(tiny_qwen2vl_dir: Path, images: list[I
     mixed = [images[0], bad, images[1]]
     outs = backend.run(mixed, PROMPT, DIGITS)
     assert outs[1].error and "aspect ratio" in outs[1].error
+    assert "processor refused the 1000x3 crop (processor limit)" in outs[1].error  # says so, not "invalid"
     assert outs[1].logprobs is None
     for i in (0, 2):
         alone = backend.run([mixed[i]], PROMPT, DIGITS)[0]

@@ -196,3 +196,20 @@ def test_chunking_keeps_order_and_per_image_answers(backend):
     for chunk in (1, 2, 8):
         rs = list(pipeline(backend, aggregation="global", chunk_size=chunk).score_many([grey(v) for v in greys]))
         assert [r.global_raw for r in rs] == want
+
+
+def test_cached_answers_are_reused_not_asked_again(backend, tmp_path):
+    from dogiqa.cache import RawCache
+
+    rec = Recording(backend)
+    with RawCache(tmp_path / "cache.sqlite") as cache:
+        iqa = DogIQA(scorer=MLLMScorer(rec, "word", "int", 7, cache=cache), segmenter=HalvesSegmenter())
+        first = iqa.score(two_tone())
+        asked = sum(len(sizes) for _, sizes, _ in rec.calls)
+        assert asked == 3 and cache.count_raw() == 3  # the global view and two regions
+        again = iqa.score(two_tone())
+        assert sum(len(sizes) for _, sizes, _ in rec.calls) == asked  # nothing asked twice
+        other = iqa.score(two_tone(DARK, 255))  # a new image: asked
+    assert (again.global_raw, [r.raw for r in again.regions]) == ("4", ["1", "6"])
+    assert again.score == first.score and again.error is None
+    assert [r.raw for r in other.regions] == ["1", "8"]

@@ -3,6 +3,15 @@
 Deterministic answers: every test image is a solid colour that encodes an item id (red and green channels),
 and the server's next-token distribution is a function of that id (``distribution``). Faults are injected per
 item id and attempt: ``server.faults[item] = ["500", "429", ...]`` applies one fault per successive request.
+
+Hostile faults (a server we did not write may do this): ``huge`` (declares a 300 MB body and starts sending
+it), ``huge_chunked`` (the same without a length), ``drip`` (the whole response, status line included, one
+byte per ``drip_s`` seconds), ``retry_forever`` (429 with ``Retry-After: 100000``), ``echo_auth`` (a 400 whose
+message quotes the request's ``Authorization`` header), ``echo_auth_500`` (the same as a retryable 500),
+``echo_answer`` (a 200 whose answer text is the ``Authorization`` header), ``deep`` (a 200 body of 100 000
+nested brackets), ``long_error`` (a 400 with 5000 characters of text). Server-wide capability switches:
+``logprobs_supported = False`` (never returns log-probabilities, like ``transformers serve``),
+``reject_continue = True`` (422 for ``continue_final_message``).
 """
 
 from __future__ import annotations
@@ -73,6 +82,11 @@ class ChatServer(ThreadingHTTPServer):
         self.delay = 0.0
         self.slow_s = 1.0
         self.retry_after = "0.2"
+        self.drip_s = 0.2
+        self.logprobs_supported = True
+        self.reject_continue = False
+        self.probes = 0  # first-contact probes (a 64x64 mid-grey image) among the requests
+        self.sent_bytes: Counter[int] = Counter()  # bytes written by the hostile faults, per item
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
@@ -91,12 +105,17 @@ class ChatServer(ThreadingHTTPServer):
     def reset(self) -> None:
         with self.lock:
             self.counts.clear()
+            self.probes = 0
             self.by_image.clear()
             self.times.clear()
             self.max_inflight = 0
 
     def total_requests(self) -> int:
         return sum(self.counts.values())
+
+    def scoring_requests(self) -> int:
+        """Requests other than the backend's first-contact probes."""
+        return self.total_requests() - self.probes
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -124,6 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         srv = self.server
+        if self.path == "/v1/models":
+            return self._json(200, {"object": "list", "data": [{"id": srv.model, "object": "model"}]})
         if self.path != "/stats":
             return self._json(404, {"error": {"message": f"no route {self.path}"}})
         with srv.lock:
@@ -137,6 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, {"error": {"message": f"no route {self.path}"}})
         if body.get("model") != srv.model:
             return self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
+        if srv.reject_continue and "continue_final_message" in body:
+            return self._json(422, {"error": {"message": "Unexpected field: continue_final_message"}})
         image = _image_from(body)
         digest = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
         item = item_of(image)
@@ -149,6 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
             srv.bodies[item] = body
             srv.headers_seen[item] = dict(self.headers)
             srv.sizes[item] = image.size
+            srv.probes += _is_probe(image)
             srv.inflight += 1
             srv.max_inflight = max(srv.max_inflight, srv.inflight)
             if item in srv.faults:
@@ -178,7 +202,58 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(429, {"error": {"message": "rate limited"}}, {"Retry-After": srv.retry_after})
         if fault in ("400", "401", "500", "503"):
             return self._json(int(fault), {"error": {"message": f"injected {fault}"}})
-        self._json(200, _completion(item, body, with_logprobs=fault != "nologprobs"))
+        if fault is not None and self._hostile(item, body, fault):
+            return
+        with_logprobs = fault != "nologprobs" and srv.logprobs_supported
+        self._json(200, _completion(item, body, with_logprobs=with_logprobs))
+
+    def _hostile(self, item: int, body: dict[str, Any], fault: str) -> bool:
+        """Answer with one of the hostile faults; False when ``fault`` is not one of them."""
+        auth = self.headers.get("Authorization", "")
+        if fault == "retry_forever":
+            self._json(429, {"error": {"message": "slow down"}}, {"Retry-After": "100000"})
+        elif fault in ("echo_auth", "echo_auth_500"):
+            message = f"bad request; you sent Authorization: {auth}; url {self.path}"
+            self._json(400 if fault == "echo_auth" else 500, {"error": {"message": message}})
+        elif fault == "echo_answer":
+            completion = _completion(item, body, with_logprobs=True)
+            completion["choices"][0]["message"]["content"] = auth
+            self._json(200, completion)
+        elif fault == "long_error":
+            self._json(400, {"error": {"message": "e" * 5000}})
+        elif fault == "deep":
+            self._send(200, b"[" * 100_000 + b"]" * 100_000)
+        elif fault in ("huge", "huge_chunked"):
+            head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            head += "Content-Length: 300000000\r\n" if fault == "huge" else "Connection: close\r\n"
+            self._stream(item, head.encode() + b"\r\n", [b" " * 65536] * (300_000_000 // 65536), 0.0)
+        elif fault == "drip":
+            payload = json.dumps(_completion(item, body, with_logprobs=True)).encode()
+            raw = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+            data = raw.encode() + payload
+            self._stream(item, b"", [data[i : i + 1] for i in range(len(data))], self.server.drip_s)
+        else:
+            return False
+        return True
+
+    def _stream(self, item: int, head: bytes, chunks: list[bytes], pause: float) -> None:
+        """Write ``head`` then each chunk (sleeping ``pause`` before each) until the client goes away."""
+        self.close_connection = True
+        try:
+            self.wfile.write(head)
+            for chunk in chunks:
+                time.sleep(pause)
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                with self.server.lock:
+                    self.server.sent_bytes[item] += len(chunk)
+        except OSError:  # the client gave up: what this fault is for
+            pass
+
+
+def _is_probe(image: Image.Image) -> bool:
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    return image.size == (64, 64) and bool(np.abs(pixels - 128).max() <= 2)
 
 
 def _image_from(body: dict[str, Any]) -> Image.Image:

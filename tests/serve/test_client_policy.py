@@ -57,6 +57,7 @@ def test_exhausted_408_is_a_per_item_error_naming_it(server):
         ok, bad = be.run([item_image(6), item_image(5)], PROMPT, LEVELS)
     assert ok.error is None
     assert "HTTP 408" in bad.error and "3 attempts" in bad.error and server.counts[5] == 3
+    assert bad.meta["attempts"] == 3 and bad.meta["absent"] == len(LEVELS)  # no level has a log-prob
 
 
 @pytest.mark.parametrize("status", ["401", "403", "404"])
@@ -65,6 +66,7 @@ def test_auth_and_not_found_are_fatal_with_the_servers_message(server, status):
     with client(server) as be, pytest.raises(BackendError) as err:
         be.run([item_image(7)], PROMPT, LEVELS)
     assert f"HTTP {status}" in str(err.value) and f"injected status {status}" in str(err.value)
+    assert "{" not in str(err.value)  # the server's message itself, not the JSON around it
     assert server.counts[7] == 1  # never retried
 
 
@@ -141,6 +143,7 @@ def cli_score(server: ChatServer, tmp_path, *extra: str, code: int = 0) -> list[
     out = tmp_path / "out.jsonl"
     args = ["score", str(folder), "--backend", "openai", "--base-url", server.url, "--model", "tiny-vlm",
             "--preset", "global", "--readout", "int", "--output", str(out), "--quiet", *extra]  # fmt: skip
+    args.append("--overwrite")  # each call of a test writes the same output again
     res = CliRunner().invoke(app, args)
     assert res.exit_code == code, res.output
     return [json.loads(line) for line in out.read_text().splitlines()]

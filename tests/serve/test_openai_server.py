@@ -121,7 +121,7 @@ def test_system_turn_and_no_logprobs_without_candidates(chat_server, monkeypatch
 
 
 def test_faults_are_retried_without_loss_or_duplication(chat_server):
-    chat_server.slow_s = 1.0
+    chat_server.slow_s = 3.0
     faults = {
         1: ["500"],
         2: ["503", "500"],
@@ -133,7 +133,7 @@ def test_faults_are_retried_without_loss_or_duplication(chat_server):
     }
     chat_server.faults.update(faults)
     items = list(range(12))
-    with backend(chat_server, timeout=0.4) as be:
+    with backend(chat_server, timeout=1.0) as be:
         outs = be.run([item_image(i) for i in items], PROMPT, LEVELS)
     assert len(outs) == len(items)
     for item, out in zip(items, outs, strict=True):
@@ -162,8 +162,8 @@ def test_retry_after_http_date():
 def test_exhausted_retries_give_a_per_item_error(chat_server):
     chat_server.faults[1] = ["500"] * 10
     chat_server.faults[2] = ["slow"] * 10
-    chat_server.slow_s = 0.8
-    with backend(chat_server, max_retries=2, timeout=0.3) as be:
+    chat_server.slow_s = 3.0
+    with backend(chat_server, max_retries=2, timeout=1.0) as be:
         outs = be.run([item_image(i) for i in (0, 1, 2, 3)], PROMPT, LEVELS)
     assert_item(outs[0], 0)
     assert_item(outs[3], 3)
@@ -269,11 +269,13 @@ def test_pipeline_through_faults_equals_a_clean_run(chat_server, sample_images_d
     from dogiqa.io import expand_paths
 
     paths = list(expand_paths([sample_images_dir]))
-    opts = {"base_url": chat_server.url, "timeout": 0.4, "backoff_base": 0.01, "backoff_max": 0.02}
+    opts = {"base_url": chat_server.url, "timeout": 2.0, "backoff_base": 0.01, "backoff_max": 0.02}
     iqa = DogIQA.from_preset(
         "recommended", model="tiny-vlm", backend="openai", segmenter="felzenszwalb", backend_options=opts
     )
     assert iqa.config["model"] == f"openai:{chat_server.url}:tiny-vlm"
+    assert chat_server.total_requests() == 1  # the first-contact probe
+    chat_server.reset()
     clean = [r.to_dict() for r in iqa.score_many(paths)]
     clean_counts = dict(chat_server.by_image)
     chat_server.all_faults = ["500", "429", "drop", "malformed"]

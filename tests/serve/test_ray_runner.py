@@ -98,7 +98,7 @@ def test_ray_equals_local_records_failures_and_resumes(ray_cluster, module_chat_
 
     # re-run: the six scored images are skipped; the failed one is tried again, the new one scored
     make_image(50, 70, seed=99).save(image_folder / "new.png")
-    before = module_chat_server.total_requests()
+    before = module_chat_server.scoring_requests()  # the actors' first-contact probes are not crops
     again = run_ray(image_folder, out, kwargs, num_workers=1, batch_size=2)
     assert (again.skipped, again.total, again.scored, again.failed) == (6, 2, 1, 1)
     final = read_results(out)
@@ -107,7 +107,7 @@ def test_ray_equals_local_records_failures_and_resumes(ray_cluster, module_chat_
     # is the global crop again, asked once); the broken file never reaches the server
     whole = (0, 0, 50, 70)
     distinct = 1 + sum(r.box != whole for r in new.regions)
-    assert module_chat_server.total_requests() == before + distinct
+    assert module_chat_server.scoring_requests() == before + distinct
     assert len(final) == 8 and sum(r.ok for r in final) == 7
     ok_paths = [r.path for r in final if r.ok]
     assert run_ray(ok_paths, out, kwargs).skipped == 7  # nothing left to do: Ray is not even started

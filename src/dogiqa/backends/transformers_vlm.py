@@ -37,6 +37,10 @@ _DTYPES = {
 }
 
 
+class _ProcessorRefused(Exception):
+    """The processor could not prepare an image (e.g. an aspect ratio over its limit)."""
+
+
 @dataclass
 class _Call:
     """What is constant over one ``run``: the rendered prompt, candidate token ids, prefix token ids."""
@@ -406,14 +410,26 @@ class TransformersVLM:
             return self._forward(batch, call, inputs)
         except Exception as exc:
             if len(batch) == 1:
-                return [RawOutput(error=f"{type(exc).__name__}: {exc}")]
+                return [RawOutput(error=self._item_error(batch[0], exc, isinstance(inputs, Exception)))]
         return [self._run_batch([item], call)[0] for item in batch]
+
+    @staticmethod
+    def _item_error(item: _Item, exc: Exception, in_processor: bool) -> str:
+        """One line: a processor refusal (aspect ratio, size) says so; other failures name the forward."""
+        cause = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        if in_processor or isinstance(exc, _ProcessorRefused):
+            size = f"{item.image.width}x{item.image.height}"
+            return f"the model's processor refused the {size} crop (processor limit): {exc.__cause__ or exc}"
+        return f"model forward failed: {cause}"
 
     def _forward(self, batch: list[_Item], call: _Call, inputs: dict | None = None) -> list[RawOutput]:
         import torch
 
         if inputs is None:
-            inputs = self._encode(call.text, [it.image for it in batch])
+            try:
+                inputs = self._encode(call.text, [it.image for it in batch])
+            except Exception as exc:
+                raise _ProcessorRefused(str(exc)) from exc
         self.calls += 1
         prefix, cand_ids, want_text = call.prefix, call.cand_ids, call.want_text
         logits = None

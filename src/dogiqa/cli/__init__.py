@@ -67,7 +67,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode="rich",
-    help="Training-free image quality assessment with multimodal LLMs (Dog-IQA and beyond).",
+    help="Training-free image quality assessment with multimodal LLMs (Dog-IQA and beyond).\n\n"
+    "Exit codes: 0 all scored; 1 some inputs failed (error records); 2 usage error; 3 internal error.",
     context_settings={"max_content_width": 100},
 )
 

@@ -78,6 +78,7 @@ PIPELINE: dict[str, tuple[Any, Any]] = {
     "max_batch_tokens": (option("max_batch_tokens", "Tokens per forward pass.", PERFORMANCE, metavar="N"), int),
     "prefix_cache": (switch("--prefix-cache/--no-prefix-cache", "Reuse prompt KV cache.", PERFORMANCE), bool),
     "max_pixels": (option("max_pixels", "Refuse larger images.", PERFORMANCE, metavar="N"), int),
+    "max_file_bytes": (option("max_file_bytes", "Refuse larger files.", PERFORMANCE, metavar="BYTES"), int),
     "staged": (switch("--staged/--serial", "Overlap the stages (on).", PERFORMANCE), bool),
     "load_workers": (option("load_workers", "Decoding threads (2).", PERFORMANCE, metavar="N"), int),
     "segment_workers": (option("segment_workers", "Segmentation threads.", PERFORMANCE, metavar="N"), int),
@@ -89,8 +90,12 @@ PIPELINE: dict[str, tuple[Any, Any]] = {
     "base_url": (option("base_url", "API root: http://HOST:PORT/v1", SERVER, metavar="URL"), str),
     "api_key_env": (option("api_key_env", "Variable holding the API key.", SERVER, metavar="VAR"), str),
     "concurrency": (option("concurrency", "Requests in flight (8).", SERVER, metavar="N"), int),
-    "timeout": (option("timeout", "Seconds per request (60).", SERVER, metavar="S"), float),
+    "timeout": (option("timeout", "Seconds per connect/read (60).", SERVER, metavar="S"), float),
+    "deadline": (option("deadline", "Seconds per whole request (timeout).", SERVER, metavar="S"), float),
     "max_retries": (option("max_retries", "Retries on 429/5xx (5).", SERVER, metavar="N"), int),
+    "max_retry_after": (option("max_retry_after", "Longest Retry-After wait (30).", SERVER, metavar="S"), float),
+    "max_retry_time": (option("max_retry_time", "Retry budget per crop (120).", SERVER, metavar="S"), float),
+    "max_response_bytes": (option("max_response_bytes", "Largest response (8 MiB).", SERVER, metavar="N"), int),
 }
 
 PRESET = typer.Option(

@@ -13,6 +13,7 @@ from dogiqa.cli import options as opt
 from dogiqa.cli.common import check_choice, check_range, check_suffix, console, fmt, load_pipeline, progress_bar
 from dogiqa.config import PipelineConfig
 from dogiqa.errors import UsageError
+from dogiqa.results import display_text
 
 RECORD_SUFFIXES = (".jsonl", ".csv")
 ENGINES = ("local", "ray")
@@ -41,6 +42,11 @@ def score(
         metavar="DIR",
         show_default=False,
     ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue --output; retry failed.", rich_help_panel=opt.IO
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output.", rich_help_panel=opt.IO),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List skipped files.", rich_help_panel=opt.IO),
     quiet: bool = opt.QUIET,
     engine: str = typer.Option(
         "local", "--engine", help="local | ray (Ray Data).", rich_help_panel=opt.CLUSTER, metavar="NAME"
@@ -71,7 +77,10 @@ def score(
     ),
     jsonl: bool = typer.Option(None, "--jsonl", help="Also write DIR/results.jsonl.", rich_help_panel=opt.CLUSTER),
 ) -> None:
-    """Score images; one record per image (global score, regions, final score)."""
+    """Score images; one record per image (global score, regions, final score).
+
+    Exit codes: 0 all scored; 1 some failed (error records); 2 usage error; 3 internal error (log named).
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     check_choice("--engine", engine, ENGINES)
     ray_opts = {"address": address, "num_workers": num_workers, "gpus_per_worker": gpus_per_worker, "jsonl": jsonl}
@@ -85,7 +94,20 @@ def score(
     check_suffix("--output", output, RECORD_SUFFIXES)
     if report is not None and report.exists() and not report.is_dir():
         raise UsageError(f"--report: {report} is a file; give a folder", setting="--report")
-    _score_local(cfg, paths, output, report, quiet)
+    _check_output(output, resume, overwrite)  # before any model loads
+    _score_local(cfg, paths, output, report, quiet, {"resume": resume, "overwrite": overwrite}, verbose)
+
+
+def _check_output(output: Path | None, resume: bool, overwrite: bool) -> None:
+    from dogiqa.sinks import OutputExistsError
+
+    flag = "--resume" if resume else "--overwrite"
+    if (resume or overwrite) and output is None:
+        raise UsageError(f"{flag}: only with --output FILE", setting=flag)
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other: pick one", setting="--resume")
+    if output is not None and not (resume or overwrite) and output.exists() and output.stat().st_size > 0:
+        raise OutputExistsError(output)
 
 
 def _check_ray(output: Path | None, report: Path | None, num_workers: int | None, gpus: float | None) -> None:
@@ -97,18 +119,32 @@ def _check_ray(output: Path | None, report: Path | None, num_workers: int | None
     check_range("--gpus-per-worker", gpus, 0)
 
 
-def _score_local(cfg: PipelineConfig, paths: list[Path], output: Path | None, report: Path | None, quiet: bool):
+def _score_local(
+    cfg: PipelineConfig,
+    paths: list[Path],
+    output: Path | None,
+    report: Path | None,
+    quiet: bool,
+    output_mode: dict[str, bool],
+    verbose: bool,
+) -> None:
     from dogiqa.io import expand_paths
     from dogiqa.progress import ProgressBar
     from dogiqa.runners.local import run_local
 
-    sources = list(expand_paths(paths))
+    skipped: list[tuple[Path, str]] = []
+    sources = list(expand_paths(paths, skipped))
     iqa = load_pipeline(cfg, keep_masks=report is not None)
     writer = None
     if report is not None:
         from dogiqa.report.html import ReportWriter
 
-        writer = ReportWriter(report, config={"preset": cfg.preset} if cfg.preset else None)
+        writer = ReportWriter(
+            report,
+            max_pixels=iqa.max_pixels,
+            max_file_bytes=iqa.max_file_bytes,
+            config={"preset": cfg.preset} if cfg.preset else None,
+        )
     table = Table("image", "score", "global", "regions", "invalid", "error")
     with ProgressBar(len(sources), console=console, disable=quiet) as bar:  # moves per image, honest ETA
 
@@ -119,9 +155,13 @@ def _score_local(cfg: PipelineConfig, paths: list[Path], output: Path | None, re
                 writer.add(r)  # quality map PNG with the true mask shapes
                 r.masks = None  # never hold every image's masks
 
-        summary = run_local(iqa, sources, output, on_result=on_result, progress=bar)
+        summary = run_local(iqa, sources, output, on_result=on_result, progress=bar, **output_mode)
+    summary.skipped = [(str(p), why) for p, why in skipped]
     if not quiet:
         console.print(table)
+    if verbose:
+        for path, why in summary.skipped:
+            console.print(f"skipped: {esc(why)}: {esc(display_text(path))}", highlight=False, soft_wrap=True)
     if writer:
         console.print(f"report -> {esc(str(writer.close()))}")
     console.print(esc(summary.line() + (f" -> {output}" if output else "")), highlight=False)

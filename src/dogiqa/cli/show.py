@@ -41,10 +41,10 @@ def show(
 ) -> None:
     """Score one image and draw its quality map (regions coloured by score), or the paper's Figure 5."""
     check_suffix("--out", out, (".png",))
+    from dogiqa.atomic import atomic_save_image
     from dogiqa.report.quality_map import STYLES, render
 
     check_choice("--style", style, STYLES)
-    from dogiqa.io import load_image
 
     iqa = load_pipeline(cfg, keep_masks=True)
     result = iqa.score(image)
@@ -52,7 +52,7 @@ def show(
         console.print(f"[red]failed[/red] {esc(result.error or '')}")
         raise typer.Exit(1)
     out = out or image.with_name(image.stem + "_dogiqa.png")
-    render(load_image(image, None), result, style).save(out)
+    atomic_save_image(render(result.image, result, style), out, format="PNG")  # the image the run decoded
     table = Table("region", "kind", "box", "weight", "score", "answer")
     for r in result.regions:
         table.add_row(str(r.index), r.kind, str(r.box), f"{r.weight:.0f}", fmt(r.score), esc(repr(r.raw)))

@@ -45,9 +45,9 @@ NOT_IN_RUN_KEY = (
 def run_request(config: Any) -> dict[str, Any]:
     """What identifies a run's model outputs: the configuration's settings by keyword (the run key leaves out
     ``NOT_IN_RUN_KEY``)."""
-    from dogiqa.config import build_config
+    from dogiqa.config import build_config, redact_urls
 
-    return {k: v for k, v in build_config(config).flat().items() if k not in NOT_IN_RUN_KEY}
+    return redact_urls({k: v for k, v in build_config(config).flat().items() if k not in NOT_IN_RUN_KEY})
 
 
 @dataclass
@@ -117,7 +117,8 @@ def run_eval(
         on_progress(run.resumed, total)
     if progress:
         progress("resumed", run.resumed)
-    writer = _RecordWriter(records_path, [r for r in records if r is not None]) if records_path else None
+    # streamed while scoring (a killed run keeps its records); nothing left to score: only the final file below
+    writer = _RecordWriter(records_path, [r for r in records if r is not None]) if records_path and todo else None
     try:
         if todo:
             iqa = pipeline()

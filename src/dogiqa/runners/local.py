@@ -12,7 +12,7 @@ from dogiqa.api import DogIQA, Source
 from dogiqa.config import PipelineConfig
 from dogiqa.progress import ProgressHook
 from dogiqa.results import ImageResult
-from dogiqa.sinks import ResultWriter
+from dogiqa.sinks import ResultWriter, prepare_output
 
 
 @dataclass
@@ -26,6 +26,7 @@ class RunSummary:
     invalid_answers: int = 0
     failed_crops: int = 0
     not_scorable: int = 0
+    resumed: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -45,6 +46,8 @@ class RunSummary:
     def line(self) -> str:
         """The one-line summary the CLI prints (each cause counted on its own)."""
         parts = [f"{self.scored} scored", f"{self.failed} failed"]
+        if self.resumed:
+            parts.append(f"{self.resumed} already done (resumed)")
         parts += [f"{n} {what}" for n, what in (
             (self.failed_crops, "crops whose backend call failed"),
             (self.invalid_answers, "invalid answers"),
@@ -62,17 +65,28 @@ def run_local(
     sources: Iterable[Source],
     output: str | Path | None = None,
     on_result: Callable[[ImageResult], None] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
     progress: ProgressHook | None = None,
 ) -> RunSummary:
     """Score every source; write each record to ``output`` (.jsonl/.csv) as soon as it is ready.
 
     ``iqa``: a pipeline, or a configuration (any form ``DogIQA.from_config`` takes) to build one from.
+    An existing ``output`` is continued with ``resume`` (images with a finished record are skipped and
+    counted in ``summary.resumed``) or replaced with ``overwrite``; otherwise OutputExistsError (exit 2).
     ``progress`` gets the pipeline's per-image work events (see :mod:`dogiqa.progress`)."""
     if not isinstance(iqa, DogIQA):
         iqa = DogIQA.from_config(iqa)
     summary = RunSummary()
     start = time.perf_counter()
-    writer = ResultWriter(output) if output else None
+    done = prepare_output(output, resume, overwrite) if output else set()
+    if done:
+        given = list(sources)
+        sources = [s for s in given if str(s) not in done]
+        summary.resumed = len(given) - len(sources)
+        if progress:
+            progress("resumed", summary.resumed)
+    writer = ResultWriter(output, append=resume) if output else None
     try:
         for result in iqa.score_many(sources, progress=progress):
             summary.add(result)

@@ -268,6 +268,15 @@ def _connect(ray: Any, address: str, init_kwargs: dict[str, Any] | None, runtime
     return True
 
 
+def _check_server(cfg: PipelineConfig) -> None:
+    """A server that cannot serve the run (unreachable, unknown model, no log-probabilities) stops it here,
+    once, with the backend's first-contact message, instead of in every actor."""
+    if cfg.model.scorer == "mllm" and cfg.model.backend == "openai":
+        from dogiqa.api import _build_scorer
+
+        getattr(_build_scorer(cfg, None).backend, "close", lambda: None)()
+
+
 def run_ray(
     source: str | Path | Iterable[str | Path],
     output_dir: str | Path,
@@ -293,7 +302,9 @@ def run_ray(
     ``ray://host:10001``. ``num_workers`` actors, each with ``cpus_per_worker`` CPUs and ``gpus_per_worker``
     GPUs (fractions share a GPU) and one pipeline. ``batch_size`` images go to an actor per call.
     """
-    settings = coerce_config(config).to_dict()  # a usage error stops the run before Ray starts
+    cfg = coerce_config(config)
+    settings = cfg.to_dict()  # a usage error stops the run before Ray starts
+    _check_server(cfg)
     ray = _require_ray()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

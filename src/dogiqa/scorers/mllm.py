@@ -66,6 +66,9 @@ class MLLMScorer:
         self.higher_is_better = True
         self.score_range = self.readout.score_range(self.standard)
         self.candidates, self._spaced = self._pick_candidates()
+        probe = getattr(backend, "probe", None)  # servers: can it serve this readout? (before any image)
+        if callable(probe):
+            probe(self.prompt_for("global"), self.candidates, readout=self.readout.name)
 
     @property
     def levels(self) -> int:
