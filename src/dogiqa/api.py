@@ -15,6 +15,7 @@ from dogiqa.config import PipelineConfig, coerce_config, resolve_config
 from dogiqa.errors import UsageError
 from dogiqa.io import ImageLoadError, content_hash, load_image, one_line
 from dogiqa.pipeline import PipelineOptions, StagedPipeline
+from dogiqa.progress import ProgressHook
 from dogiqa.regions import Region, crop_region, regions_from_masks
 from dogiqa.registry import SCORERS, SEGMENTERS
 from dogiqa.results import ImageResult, RegionRecord
@@ -141,13 +142,19 @@ class DogIQA:
         return next(self.score_many_serial([source]))
 
     # -- many images -------------------------------------------------------------------------------------
-    def score_many(self, sources: Iterable[Source] | Any) -> Iterator[ImageResult]:
+    def score_many(self, sources: Iterable[Source] | Any, progress: ProgressHook | None = None
+                   ) -> Iterator[ImageResult]:  # fmt: skip
         """Stream results in input order, through the staged pipeline (``dogiqa.pipeline``: loading,
         segmentation, the scorer's preprocessing and the model overlap) unless ``staged=False``. Crops of
         ``chunk_size`` consecutive images go to the scorer together, in both paths (same scores).
 
+        ``progress(stage, n)`` hears of work as it completes, before the results are yielded:
+        ``("prepared", 1)`` per image loaded and segmented, ``("scored", n)`` when ``n`` images' crops are
+        scored (:class:`dogiqa.progress.ImageProgress` turns that into per-image progress and an ETA).
+
         ``sources``: paths, bytes, PIL images, row dicts, :class:`dogiqa.sources.Item` s, or a
         ``datasets.Dataset``; every record gets a stable ``key`` (see :func:`dogiqa.sources.as_items`)."""
+        self._progress = progress
         items = as_items(sources)
         if self.staged:
             yield from self.staged_pipeline().run(items)
@@ -164,6 +171,12 @@ class DogIQA:
                 chunk = []
         if chunk:
             yield from self._score_chunk(chunk)
+
+    def _report(self, stage: str, n: int = 1) -> None:
+        """Tell the caller's ``progress`` hook (if any) that a stage finished for ``n`` images."""
+        hook = getattr(self, "_progress", None)
+        if hook is not None:
+            hook(stage, n)
 
     def staged_pipeline(self) -> StagedPipeline:
         """The staged pipeline of this DogIQA (built once; its worker processes, if any, are kept)."""
@@ -210,13 +223,16 @@ class DogIQA:
         except Exception as exc:  # noqa: BLE001 - decoders fail in many ways
             job.fail(stage_error(path, "loading", exc))
         job.result.timings["load_s"] = time.perf_counter() - t0
+        if job.failed or not self.aggregation.uses_local:  # nothing to segment: ready for the scorer
+            self._report("prepared")
         return job
 
     def _segment(self, job: _Job, masks_of: Callable[[Image.Image], Sequence[Any]] | None = None) -> _Job:
         """Masks -> regions -> region crops, when the aggregation uses regions (``masks_of``: instead of
         the segmenter's ``segment``, e.g. in a worker process)."""
         t0 = time.perf_counter()
-        if not job.failed and self.aggregation.uses_local and job.image is not None:
+        segmenting = not job.failed and self.aggregation.uses_local and job.image is not None
+        if segmenting:
             image, path, stage = job.image, job.result.path, "segmentation"
             try:
                 masks = (masks_of or self.segmenter.segment)(image)
@@ -233,6 +249,8 @@ class DogIQA:
             except Exception as exc:  # noqa: BLE001 - segmenters and crops fail in many ways
                 job.fail(stage_error(path, stage, exc))
         job.result.timings["segment_s"] = time.perf_counter() - t0
+        if segmenting:
+            self._report("prepared")
         return job
 
     def _score_jobs(self, jobs: Sequence[_Job], prepared: Any = None) -> None:
@@ -255,6 +273,7 @@ class DogIQA:
                 self._finish(job, job_scores)
             except Exception as exc:  # noqa: BLE001 - one image's aggregation must not stop the chunk
                 job.result.error = stage_error(job.result.path, "aggregation", exc)
+        self._report("scored", len(jobs))
 
     def _score_together(self, crops: list[Crop], prepared: Any = None) -> list[CropScore] | None:
         """One scorer call for all crops; None (each image retried alone) when it raises or miscounts."""

@@ -263,12 +263,37 @@ def align(
     }
 
 
+MIN_PAIRS = 3  # fewer matched pairs: correlations are undefined (two points always correlate +-1)
+
+
+def undefined_reason(preds: ArrayLike, target: ArrayLike) -> str | None:
+    """Why the correlations of these pairs are undefined (None when they are defined)."""
+    p, t = _pair(preds, target)
+    if p.size < MIN_PAIRS:
+        return f"fewer than {MIN_PAIRS} matched pairs (n = {p.size})"
+    if np.ptp(p) == 0:
+        return f"constant predictions (all {p.size} are {p[0]:g})"
+    if np.ptp(t) == 0:
+        return f"constant labels (all {t.size} are {t[0]:g})"
+    return None
+
+
 def compute_metrics(
     preds: ArrayLike, target: ArrayLike, n_boot: int = 1000, seed: int = 0, level: float = 0.95
 ) -> dict[str, Any]:
-    """All metrics of the protocol, the logistic parameters and bootstrap CIs, for aligned arrays."""
+    """All metrics of the protocol, the logistic parameters and bootstrap CIs, for aligned arrays.
+
+    When the correlations are undefined (:func:`undefined_reason`) every metric is NaN (``null`` in JSON),
+    no CI is computed and ``reason`` says why; otherwise ``reason`` is None.
+    """
     p, t = _pair(preds, target)
-    out: dict[str, Any] = {name: fn(p, t) for name, fn in METRICS.items() if not name.endswith("_logistic")}
+    reason = undefined_reason(p, t)
+    if reason is not None:
+        out: dict[str, Any] = {name: math.nan for name in METRICS}
+        out.update(logistic_params=None, ci={m: None for m in ("srcc", "plcc", "krcc")}, reason=reason)
+        out["bootstrap"] = {"n": 0, "seed": seed, "level": level}
+        return out
+    out = {name: fn(p, t) for name, fn in METRICS.items() if not name.endswith("_logistic")}
     params = fit_logistic(p, t)
     out["plcc_logistic"] = math.nan if params is None else plcc(logistic4(p, *params), t)
     out["rmse_logistic"] = (
@@ -277,6 +302,7 @@ def compute_metrics(
     out["logistic_params"] = None if params is None else list(params)
     out["ci"] = {k: list(v) for k, v in bootstrap_ci(p, t, n_boot=n_boot, level=level, seed=seed).items()}
     out["bootstrap"] = {"n": n_boot, "seed": seed, "level": level}
+    out["reason"] = None
     return out
 
 
@@ -312,7 +338,97 @@ def evaluate_predictions(
     }
     report.update(compute_metrics(p, t, n_boot=n_boot, seed=seed))
     report["higher_is_better"] = dict(HIGHER_IS_BETTER)
+    report["negated"] = not pred_higher_is_better
+    report["sign_convention"] = SIGN_CONVENTION
     return report
+
+
+SIGN_CONVENTION = (
+    "correlations of the higher-is-better orientation: lower-is-better scores (NIQE, BRISQUE, PIQE) and "
+    "labels (DMOS) are negated first, so a method that agrees with people has positive SRCC/PLCC"
+)
+
+
+def no_match_hint(
+    preds: Mapping[str, float | None], dataset: LabelledDataset, field: str = "score", labels: Path | str | None = None
+) -> str:
+    """Why no prediction could be evaluated against ``dataset``, and what to try instead (one paragraph).
+
+    Looks at what the predictions are: none at all, all empty (failed records or a missing ``field``), or
+    names that match no label; in the last case every other dataset reader is tried on ``labels`` and the
+    one matching most names is suggested.
+    """
+    if not preds:
+        return "the predictions file holds no predictions"
+    matched = [k for k in preds if dataset.match(k) is not None]
+    if matched and all(preds[k] is None for k in matched):
+        other = "score" if field != "score" else "global_score"
+        return (
+            f"{len(matched)} predictions match labels of {dataset.name!r}, but none has a usable {field!r} "
+            f"(failed records, or records without that field): try --field {other}"
+        )
+    if matched:
+        return f"{len(matched)} predictions match labels of {dataset.name!r} but none has a finite score"
+    hint = (
+        f"none of the {len(preds)} prediction names matches a label of {dataset.name!r} "
+        f"(predictions like {_examples(preds)}; labels like {_examples(dataset.labels)})"
+    )
+    best = _best_dataset(preds, dataset.name, labels) if labels is not None else None
+    if best is not None:
+        hint += f"; with --dataset {best[0]} the same labels match {best[1]} of them"
+    return hint
+
+
+def _examples(names: Mapping[str, Any], k: int = 3) -> str:
+    return ", ".join(repr(Path(str(n)).name) for n in list(names)[:k])
+
+
+def _best_dataset(preds: Mapping[str, Any], current: str, labels: Path | str) -> tuple[str, int] | None:
+    """The other dataset reader under which ``labels`` matches most prediction names (None if none does)."""
+    from dogiqa.datasets import list_datasets, load_dataset
+
+    best: tuple[str, int] | None = None
+    for name in list_datasets():
+        if name == current:
+            continue
+        try:
+            ds = load_dataset(name, labels=labels)
+        except Exception:  # noqa: BLE001 - a reader that cannot read these labels is simply not a candidate
+            continue
+        hits = sum(ds.match(k) is not None for k in preds)
+        if hits and (best is None or hits > best[1]):
+            best = (name, hits)
+    return best
+
+
+def format_metrics(report: Mapping[str, Any]) -> str:
+    """A short human-readable summary of an :func:`evaluate_predictions` report (undefined values say why)."""
+    ci = report.get("ci") or {}
+    reason = report.get("reason")
+
+    def cell(key: str) -> str:
+        value = report.get(key)
+        if value is None:
+            return f"undefined: {reason}" if reason else "undefined (the logistic fit failed)"
+        lo_hi = ci.get(key)
+        span = f"  [{lo_hi[0]}, {lo_hi[1]}]" if lo_hi and None not in lo_hi else ""
+        return f"{value}{span}"
+
+    lines = [
+        f"dataset {report['dataset']}: n = {report['n']} of {report['n_labels']} labelled images",
+        f"  SRCC             {cell('srcc')}",
+        f"  PLCC             {cell('plcc')}",
+        f"  KRCC             {cell('krcc')}",
+        f"  PLCC (logistic)  {cell('plcc_logistic')}",
+        f"  RMSE (logistic)  {cell('rmse_logistic')}",
+        f"  missing predictions: {report['missing']} (policy {report['missing_policy']});"
+        f" unmatched predictions: {report['unmatched']}",
+    ]
+    if report.get("missing"):
+        lines.append(f"  first missing: {', '.join(report['missing_names'][:10])}")
+    if report.get("negated"):
+        lines.append("  sign: the scores were negated (lower is better), so agreement shows as a positive SRCC")
+    return "\n".join(lines)
 
 
 def clean_json(value: Any, decimals: int | None = None) -> Any:

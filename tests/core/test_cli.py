@@ -158,4 +158,11 @@ def test_report_and_show(tmp_path, tiny_qwen2vl_dir):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert Image.open(out).size == (120, 90) and "final" in res.output
+    assert Image.open(out).size[1] == 90 and Image.open(out).size[0] > 120 and "final" in res.output  # + colour bar
+    figure5 = tmp_path / "figure5.png"
+    args = ["show", str(folder / "a.png"), "--model", str(tiny_qwen2vl_dir), "--segmenter", "felzenszwalb"]
+    res = runner.invoke(app, [*args, "--out", str(figure5), "--style", "regions"])
+    assert res.exit_code == 0, res.output
+    assert Image.open(figure5).size == (120, 90)  # the paper's Figure-5 style keeps the image size
+    res = runner.invoke(app, [*args, "--style", "rainbow"])
+    assert res.exit_code == 2 and "--style" in res.output

@@ -78,23 +78,34 @@ def test_write_report_structure(tmp_path):
     assert page == tmp_path / "out" / "index.html"
     pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert pngs == ["0000_a.png", "0001_b_photo.png"]
-    for name in pngs:
+    for name in pngs:  # the quality map: the image, then its colour bar on the right
         with Image.open(tmp_path / "out" / name) as im:
-            assert im.size == (400, 300) and im.mode == "RGB"
+            assert im.size[1] == 300 and 400 < im.size[0] < 500 and im.mode == "RGB"
     text = page.read_text()
     shape = _HtmlShape()
     shape.feed(text)
     tags = [t for t, _ in shape.tags]
-    assert tags.count("table") == 1 and tags.count("tr") == 1 + 3 and tags.count("th") == 8
-    imgs = [a for t, a in shape.tags if t == "img"]
+    assert tags.count("table") == 1 and tags.count("th") == 9
+    assert sum(t == "tr" and "data-status" in a for t, a in shape.tags) == 3
+    imgs = [a for t, a in shape.tags if t == "img" and a.get("src")]
     assert len(imgs) == 2 and all(a["src"].startswith("data:image/jpeg;base64,") for a in imgs)
     thumb = Image.open(io.BytesIO(base64.b64decode(imgs[0]["src"].split(",", 1)[1])))
-    assert max(thumb.size) <= 256
-    assert not any(t in ("link",) for t in tags) and "http" not in text  # self-contained
-    assert "sortBy" in shape.script and all("onclick" in a for t, a in shape.tags if t == "th")
-    scores = [a.get("data-v") for t, a in shape.tags if t == "td"][3::8]
+    assert max(thumb.size) <= 240
+    assert not any(t in ("link",) for t in tags) and "http" not in text  # nothing fetched from outside
+    links = [a["href"] for t, a in shape.tags if t == "a" and "full" in (a.get("class") or "")]
+    assert links == pngs  # the full pictures are the PNGs beside the page
+    assert "sortBy" in shape.script and all("data-key" in a for t, a in shape.tags if t == "th")
+    scores = [a.get("data-v") for t, a in shape.tags if t == "td"][3::9]
     assert scores == ["5.5", "3.25", ""]
     assert 'class="err"' in text and "not found" in text
+
+
+def test_write_report_regions_style_keeps_the_image_size(tmp_path):
+    page = write_report([_result("a.png", 5.5)], [_image()], tmp_path / "out", style="regions")
+    with Image.open(page.parent / "0000_a.png") as im:
+        assert im.size == (400, 300)
+    with pytest.raises(ValueError, match="style"):
+        write_report([_result("a.png", 5.5)], [_image()], tmp_path / "bad", style="rainbow")
 
 
 def test_write_report_length_mismatch(tmp_path):
@@ -133,7 +144,7 @@ def test_sam2_regions_through_pipeline_into_report(tiny_segmenter, tiny_decoded,
         assert region.box == (x, y, x + w + 1, y + h + 1) and region.weight == rec["area"]
     page = write_report([result], [image], tmp_path / "report")
     pngs = list(page.parent.glob("*.png"))
-    assert len(pngs) == 1 and Image.open(pngs[0]).size == image.size
+    assert len(pngs) == 1 and Image.open(pngs[0]).size[1] == image.size[1]
 
 
 def test_report_writer_streams(tmp_path):
@@ -143,8 +154,8 @@ def test_report_writer_streams(tmp_path):
     _image().save(src)
     writer = ReportWriter(tmp_path / "rep", title="run <1>")
     first = writer.add(_result(str(src), 4.0))  # no source given: drawn from result.path
-    assert first is not None and first.exists() and Image.open(first).size == (400, 300)
+    assert first is not None and first.exists() and Image.open(first).size[1] == 300
     assert writer.add(_result(str(tmp_path / "missing.png"), 2.0)) is None
     page = writer.close()
     text = page.read_text()
-    assert "run &lt;1&gt;" in text and text.count("<tr>") == 3 and "file not found" in text
+    assert "run &lt;1&gt;" in text and text.count("<tr data-status") == 2 and "file not found" in text

@@ -15,7 +15,7 @@ from dogiqa.scorers.niqe import niqe
 from dogiqa.scorers.piqe import piqe
 
 NIQE_REL_TOL = 0.01  # README: 1-5 % achievable; we reach 0.71 % at worst (I19)
-BRISQUE_ABS_TOL = 0.1  # vs OpenCV 5.0 (crosscheck.csv); we reach 0.07 at worst (ref I06)
+BRISQUE_ABS_TOL = 0.005  # vs OpenCV 5.0 with IPP off (its C++ code); we reach 0.0008 at worst (ref I19)
 PIQE_ABS_TOL = 0.01  # issue: within 0.01 of MATLAB (published with 2 decimals)
 
 
@@ -74,22 +74,31 @@ def test_niqe_close_to_basicsr_on_every_image(scored: list[dict]) -> None:
         assert rel < 0.02, (r["folder"], r["image"], r["ours_niqe"])
 
 
-def test_brisque_matches_opencv_on_every_image(scored: list[dict]) -> None:
+def _opencv_brisque(baselines: Path, img: Image.Image, ipp: bool) -> float:
+    cv2 = pytest.importorskip("cv2", reason="opencv-contrib-python-headless (the dev extra) is not installed")
+    p = baselines / "params"
+    model = cv2.quality.QualityBRISQUE_create(str(p / "brisque_model_live.yml"), str(p / "brisque_range_live.yml"))
+    was = cv2.ipp.useIPP()
+    cv2.ipp.setUseIPP(ipp)
+    try:
+        return float(model.compute(np.ascontiguousarray(np.asarray(img)[..., ::-1]))[0])
+    finally:
+        cv2.ipp.setUseIPP(was)
+
+
+def test_brisque_matches_opencv_on_every_image(scored: list[dict], baselines: Path) -> None:
+    for r in scored:  # OpenCV's own C++ code path (IPP off): see tests/scorers/test_brisque_opencv.py
+        ref = _opencv_brisque(baselines, _load(r), ipp=False)
+        assert abs(r["ours_brisque"] - ref) < BRISQUE_ABS_TOL, (r["folder"], r["image"], r["ours_brisque"], ref)
+
+
+def test_crosscheck_values_are_opencv_with_ipp(scored: list[dict], baselines: Path) -> None:
+    """crosscheck.csv was made by the pip wheel's default (Intel IPP resize): it differs from OpenCV's own code."""
+    gaps = []
     for r in scored:
-        ref = r["brisque_opencv_live_yml"]
-        assert abs(r["ours_brisque"] - ref) < BRISQUE_ABS_TOL, (
-            r["folder"],
-            r["image"],
-            r["ours_brisque"],
-            ref,
-        )
-
-
-def test_brisque_ranks_distorted_images_as_opencv(scored: list[dict]) -> None:
-    rows = [r for r in scored if r["folder"] == "dist_dir" and r["brisque_opencv_live_yml"] > 0]
-    ours = [r["image"] for r in sorted(rows, key=lambda r: r["ours_brisque"])]
-    ref = [r["image"] for r in sorted(rows, key=lambda r: r["brisque_opencv_live_yml"])]
-    assert ours == ref
+        assert abs(_opencv_brisque(baselines, _load(r), ipp=True) - r["brisque_opencv_live_yml"]) < 0.005, r["image"]
+        gaps.append(abs(r["ours_brisque"] - r["brisque_opencv_live_yml"]))
+    assert max(gaps) > 0.5  # README: OpenCV with and without IPP differ by up to 1.84 on these photos
 
 
 def test_packaged_niqe_params_are_the_reference_file(baselines: Path) -> None:

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape as esc
 
 from dogiqa.cli import options as opt
-from dogiqa.cli.common import check_choice, check_range, console, load_pipeline, progress_bar
+from dogiqa.cli.common import check_choice, check_range, console, load_pipeline
 from dogiqa.config import PipelineConfig
 from dogiqa.errors import UsageError
 
@@ -107,9 +107,9 @@ def eval_command(
             ev.write_records(output_dir / f"records-{tag}.jsonl", run.records)
         else:
             from dogiqa.aggregate import get_aggregation
+            from dogiqa.progress import ProgressBar
 
-            with progress_bar(disable=quiet) as bar:
-                task = bar.add_task(f"eval {ds.name}", total=len(ds.items))
+            with ProgressBar(len(ds.items), f"eval {ds.name}", console=console, disable=quiet) as bar:
                 run = ev.run_eval(
                     ds,
                     lambda: load_pipeline(cfg, cache=cache),
@@ -117,8 +117,8 @@ def eval_command(
                     request,
                     resume=resume,
                     aggregation=get_aggregation(agg_name).with_weights(c_max=c_max),
-                    on_progress=lambda done, total: bar.update(task, completed=done),
                     records_path=output_dir / f"records-{tag}.jsonl",
+                    progress=bar,
                 )
         run.files["records"] = output_dir / f"records-{tag}.jsonl"
         if c_max_from_data:
@@ -138,6 +138,8 @@ def eval_command(
         f"{ds.name} ({label}): SRCC {_f(r.get('srcc'))}  PLCC {_f(r.get('plcc'))}  n={r['n']}  "
         f"missing={r['missing']}  resumed={run.resumed} scored={run.scored} failed={run.failed}"
     )
+    if r.get("reason"):
+        console.print(f"  SRCC/PLCC undefined: {esc(str(r['reason']))}", highlight=False)
     for kind, path in run.files.items():
         if path is not None:
             console.print(f"  {kind}: {esc(str(path))}")

@@ -36,7 +36,14 @@ def metrics(
 ) -> None:
     """Compute SRCC, PLCC (raw, as the paper), KRCC, logistic PLCC/RMSE and bootstrap CIs of predictions."""
     from dogiqa.datasets import DatasetError, load_dataset
-    from dogiqa.evaluate import PredictionsError, clean_json, evaluate_predictions, read_predictions
+    from dogiqa.evaluate import (
+        PredictionsError,
+        clean_json,
+        evaluate_predictions,
+        format_metrics,
+        no_match_hint,
+        read_predictions,
+    )
 
     if missing not in ("drop", "paper"):
         raise typer.BadParameter("use 'drop' or 'paper'", param_hint="--missing")
@@ -54,29 +61,14 @@ def metrics(
     if json_out:
         typer.echo(json.dumps(report))
     else:
-        typer.echo(format_report(report))
+        typer.echo(format_metrics(report))
+    if report["n"] == 0:  # nothing was evaluated: an error, with what to try
+        typer.echo(f"error: no prediction was evaluated: {no_match_hint(preds, ds, field, labels)}", err=True)
+        raise typer.Exit(1)
 
 
 def format_report(report: dict[str, Any]) -> str:
     """A short human-readable summary of an :func:`evaluate_predictions` report."""
-    ci = report.get("ci", {})
+    from dogiqa.evaluate import format_metrics
 
-    def cell(key: str) -> str:
-        lo_hi = ci.get(key)
-        span = f"  [{lo_hi[0]}, {lo_hi[1]}]" if lo_hi and None not in lo_hi else ""
-        return f"{report.get(key)}{span}"
-
-    lines = [
-        f"dataset {report['dataset']}: n = {report['n']} of {report['n_labels']} labelled images",
-        f"  SRCC             {cell('srcc')}",
-        f"  PLCC             {cell('plcc')}",
-        f"  KRCC             {cell('krcc')}",
-        f"  PLCC (logistic)  {report.get('plcc_logistic')}",
-        f"  RMSE (logistic)  {report.get('rmse_logistic')}",
-        f"  missing predictions: {report['missing']} (policy {report['missing_policy']});"
-        f" unmatched predictions: {report['unmatched']}",
-    ]
-    if report["missing"]:
-        shown = ", ".join(report["missing_names"][:10])
-        lines.append(f"  first missing: {shown}")
-    return "\n".join(lines)
+    return format_metrics(report)

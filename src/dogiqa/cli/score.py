@@ -159,6 +159,7 @@ def _score_local(
     options: Any,
     loose: bool,
 ) -> None:
+    from dogiqa.progress import ProgressBar
     from dogiqa.runners.local import run_local
     from dogiqa.sources import open_sources
 
@@ -170,21 +171,25 @@ def _score_local(
     if report is not None:
         from dogiqa.report.html import ReportWriter
 
-        writer = ReportWriter(report, max_pixels=iqa.max_pixels, max_file_bytes=iqa.max_file_bytes)
+        writer = ReportWriter(
+            report,
+            max_pixels=iqa.max_pixels,
+            max_file_bytes=iqa.max_file_bytes,
+            config={"preset": cfg.preset} if cfg.preset else None,
+        )
     table = Table("image", "score", "global", "regions", "invalid", "error")
-    with progress_bar(disable=quiet) as bar:
-        task = bar.add_task("scoring", total=len(sources) if isinstance(sources, list) else None)
+    total = len(sources) if isinstance(sources, list) else 0  # collections stream: no total
+    with ProgressBar(total, console=console, disable=quiet) as bar:  # moves per image, honest ETA
 
         def on_result(r):
-            bar.advance(task)
             if table.row_count < TABLE_ROWS:
                 row = [esc(Path(r.path).name), fmt(r.score), fmt(r.global_score), str(len(r.regions)), str(r.invalid)]
                 table.add_row(*row, esc((r.error or "")[:80]))
             if writer:
-                writer.add(r)  # overlay PNG with the true mask shapes
+                writer.add(r)  # quality map PNG with the true mask shapes
                 r.masks = None  # never hold every image's masks
 
-        summary = run_local(iqa, sources, output, on_result=on_result, **output_mode)
+        summary = run_local(iqa, sources, output, on_result=on_result, progress=bar, **output_mode)
     summary.skipped = [(str(p), why) for p, why in skipped]
     if not quiet:
         console.print(table)

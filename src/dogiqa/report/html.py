@@ -1,69 +1,26 @@
-"""A run's report: one overlay PNG per image and one self-contained HTML page (thumbnails embedded, a table
-sortable by score, no external assets)."""
+"""A run's report, written as a folder: one picture per image (PNG, the quality map by default) and one HTML
+page, ``index.html``, with the run's configuration, counts, a score histogram and a sortable, filterable table
+whose quality-map thumbnails are embedded (the page shows them alone; click one for the PNG beside it)."""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from dogiqa.atomic import atomic_save_image, atomic_write_text
 from dogiqa.io import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageLoadError, load_image
-from dogiqa.report.overlay import render_overlay
+from dogiqa.report.page import Row, build_page, row_of, safe_png_name, summarize_config
+from dogiqa.report.quality_map import DEFAULT_CMAP, STYLES, ScoreScale, render, render_quality_map, score_scale
 from dogiqa.results import ImageResult, display_text
 
-THUMB_SIZE = 256
+THUMB_SIZE = 240
 PAGE_NAME = "index.html"
-
-_SCRIPT = """
-function sortBy(col, numeric) {
-  const body = document.querySelector('#results tbody');
-  const th = document.querySelectorAll('#results th')[col];
-  const dir = th.dataset.dir === 'desc' ? 'asc' : 'desc';
-  document.querySelectorAll('#results th').forEach(h => delete h.dataset.dir);
-  th.dataset.dir = dir;
-  const key = r => r.children[col].dataset.v;
-  const rows = Array.from(body.rows).sort((a, b) => {
-    let x = key(a), y = key(b);
-    if (numeric) { x = x === '' ? -Infinity : +x; y = y === '' ? -Infinity : +y; }
-    const c = x < y ? -1 : x > y ? 1 : 0;
-    return dir === 'asc' ? c : -c;
-  });
-  rows.forEach(r => body.appendChild(r));
-}
-"""
-
-_STYLE = """
-body { font-family: sans-serif; margin: 1.5em; }
-table { border-collapse: collapse; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: middle; }
-th { cursor: pointer; background: #f0f0f0; }
-th[data-dir=asc]::after { content: " \\25B2"; } th[data-dir=desc]::after { content: " \\25BC"; }
-td.err { color: #b00; }
-img { display: block; }
-"""
-
-# (title, numeric) of the table's columns
-COLUMNS = [
-    ("#", True),
-    ("image", False),
-    ("file", False),
-    ("score", True),
-    ("global", True),
-    ("local", True),
-    ("regions", True),
-    ("error", False),
-]
-
-
-def _safe_name(index: int, path: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem or "image")[:80]
-    return f"{index:04d}_{stem}.png"
+_safe_name = safe_png_name  # the old private name
 
 
 def _thumbnail_uri(image: Image.Image) -> str:
@@ -74,36 +31,6 @@ def _thumbnail_uri(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _cell(value: float | int | str | None, text: str | None = None, cls: str = "") -> str:
-    v = "" if value is None else str(value)
-    shown = text if text is not None else ("-" if value is None else html.escape(str(value)))
-    attr = f' class="{cls}"' if cls else ""
-    return f'<td data-v="{html.escape(v, quote=True)}"{attr}>{shown}</td>'
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _row(index: int, result: ImageResult, png: str | None, thumb: str | None, error: str | None) -> str:
-    img = (
-        f'<a href="{html.escape(png, quote=True)}"><img src="{thumb}" alt="overlay {index}"></a>'
-        if png and thumb
-        else ""
-    )
-    cells = [
-        _cell(index),
-        _cell(None, img),
-        _cell(result.path, html.escape(result.path)),
-        _cell(result.score, _num(result.score)),
-        _cell(result.global_score, _num(result.global_score)),
-        _cell(result.local_score, _num(result.local_score)),
-        _cell(len(result.regions)),
-        _cell(error or "", html.escape(error or ""), "err" if error else ""),
-    ]
-    return "<tr>" + "".join(cells) + "</tr>"
-
-
 def _load(source: Image.Image | str | Path, max_pixels: int | None, max_file_bytes: int | None) -> Image.Image:
     if isinstance(source, Image.Image):
         return source.convert("RGB")
@@ -111,8 +38,14 @@ def _load(source: Image.Image | str | Path, max_pixels: int | None, max_file_byt
 
 
 class ReportWriter:
-    """Streaming report: ``add`` writes an image's overlay PNG at once and keeps only its table row (so a
-    run of thousands of images never holds their masks); ``close`` writes the HTML page."""
+    """Streaming report: ``add`` writes an image's picture at once and keeps only its table row (so a run of
+    thousands of images never holds their masks); ``close`` writes the HTML page.
+
+    ``style``: ``quality`` (regions coloured by score on ``cmap``, with a colour bar) or ``regions`` (the
+    paper's Figure 5: regions tinted by identity). ``config``: extra header entries (e.g. ``{"preset": ...}``);
+    the rest of the header comes from the records' own ``config``. ``max_pixels``/``max_file_bytes``: the
+    run's caps, for images the report must re-open.
+    """
 
     def __init__(
         self,
@@ -120,40 +53,61 @@ class ReportWriter:
         title: str = "dogiqa report",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+        *,
+        style: str = "quality",
+        cmap: str = DEFAULT_CMAP,
+        config: Mapping[str, Any] | None = None,
     ):
+        if style not in STYLES:
+            raise ValueError(f"unknown report style {style!r}; choose one of {', '.join(STYLES)}")
         self.max_pixels, self.max_file_bytes = max_pixels, max_file_bytes
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.title = title
-        self.rows: list[str] = []
+        self.title, self.style, self.cmap = title, style, cmap
+        self.extra_config = dict(config or {})
+        self.rows: list[Row] = []
+        self.configs: list[dict[str, Any]] = []
+        self.scale: ScoreScale | None = None
 
     def add(self, result: ImageResult, source: Image.Image | str | Path | None = None) -> Path | None:
-        """Overlay for ``result`` drawn on ``source`` (default: ``result.path``); returns the PNG's path, or
-        None when the image could not be loaded or drawn (the row then shows why)."""
+        """Picture of ``result`` drawn on ``source`` (default: the run's decoded image, else ``result.path``);
+        returns the PNG's path, or None when the image could not be loaded or drawn (the row then says why)."""
         index = len(self.rows)
         png = thumb = None
         error = result.error
+        if result.config and result.config not in self.configs:
+            self.configs.append(dict(result.config))
         source = source if source is not None else result.image  # the run's decoded image: no second decode
         try:
-            if source is None and result.error and result.width is None:  # the run refused or could not read it
+            if result.error and not result.regions and source is None:  # failed before scoring: nothing to draw
                 raise ImageLoadError(result.path, "not decoded by the run")
             image = _load(result.path if source is None else source, self.max_pixels, self.max_file_bytes)
-            overlay = render_overlay(image, result)
-            png = _safe_name(index, result.path)
-            atomic_save_image(overlay, self.out / png, format="PNG")
-            thumb = _thumbnail_uri(overlay)
+            scale = self._scale(result)
+            picture = render(image, result, self.style, cmap=self.cmap, scale=scale)
+            png = safe_png_name(index, result.path)
+            atomic_save_image(picture, self.out / png, format="PNG")
+            small = render_quality_map(image, result, cmap=self.cmap, scale=scale, labels=False, colorbar=False)
+            thumb = _thumbnail_uri(small if self.style == "quality" else picture)
         except (ImageLoadError, OSError, ValueError) as exc:
             png = None
-            if not (result.error and result.width is None):  # a failed load already says why in the row
-                error = f"report: {exc}" if not error else f"{error}; report: {exc}"
+            if not result.error:  # a failed image's own error already says why: one line, not two
+                error = f"report: {exc}"
         finally:
             result.image = None  # never hold every image
-        self.rows.append(_row(index, result, png, thumb, error))
+        self.rows.append(row_of(index, result, png, thumb, error))
         return self.out / png if png else None
+
+    def _scale(self, result: ImageResult) -> ScoreScale:
+        """One colour scale for the whole page: fixed by the first drawn record's configuration."""
+        if self.scale is None:
+            self.scale = score_scale(result.config, [r.score for r in result.regions if r.score is not None])
+        return self.scale
 
     def close(self) -> Path:
         page = self.out / PAGE_NAME
-        atomic_write_text(page, display_text(_page(self.title, self.rows)))  # names that are not UTF-8
+        config = summarize_config(self.configs, self.extra_config)
+        text = build_page(self.title, self.rows, config, self.scale, self.cmap)
+        atomic_write_text(page, display_text(text))  # names that are not UTF-8
         return page
 
 
@@ -162,29 +116,15 @@ def write_report(
     images_or_paths: Sequence[Image.Image | str | Path],
     out_dir: str | Path,
     title: str = "dogiqa report",
+    style: str = "quality",
 ) -> Path:
-    """Write ``out_dir/NNNN_<name>.png`` overlays and ``out_dir/index.html``; returns the page's path.
+    """Write ``out_dir/NNNN_<name>.png`` pictures and ``out_dir/index.html``; returns the page's path.
 
     ``images_or_paths[i]`` is the image of ``results[i]`` (a PIL image or a file). An image that cannot be
-    loaded or drawn gets a table row with the error instead of a PNG; the report is still written."""
+    loaded or drawn gets a table row with the error instead of a picture; the report is still written."""
     if len(results) != len(images_or_paths):
         raise ValueError(f"{len(results)} results but {len(images_or_paths)} images")
-    writer = ReportWriter(out_dir, title)
+    writer = ReportWriter(out_dir, title, style=style)
     for result, source in zip(results, images_or_paths, strict=True):
         writer.add(result, source)
     return writer.close()
-
-
-def _page(title: str, rows: list[str]) -> str:
-    head = "".join(
-        f'<th onclick="sortBy({i}, {str(num).lower()})">{html.escape(name)}</th>'
-        for i, (name, num) in enumerate(COLUMNS)
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>"
-        f"<h1>{html.escape(title)}</h1><p>{len(rows)} images. Click a column title to sort.</p>\n"
-        f'<table id="results"><thead><tr>{head}</tr></thead>\n<tbody>\n'
-        + "\n".join(rows)
-        + f"\n</tbody></table>\n<script>{_SCRIPT}</script>\n</body></html>\n"
-    )

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dogiqa.atomic import atomic_savefig
-from dogiqa.evaluate import fit_logistic, logistic4, plcc, srcc
+from dogiqa.evaluate import fit_logistic, logistic4, plcc, srcc, undefined_reason
 
 
 def scatter_plot(
@@ -23,11 +23,16 @@ def scatter_plot(
     ylabel: str = "MOS",
     jitter: float = 0.0,
     seed: int = 0,
+    negated: bool = False,
 ) -> Path:
     """Write a PNG scatter of ``preds`` (x) vs ``target`` (y) with the logistic fit; returns the path.
 
     ``jitter`` spreads integer-valued predictions horizontally (by up to +-jitter) for readability only;
     the fit and the correlations in the legend use the exact values.
+
+    ``negated``: the predictions are lower-is-better (NIQE, BRISQUE, PIQE). The x axis still shows them as
+    they are, but the title's SRCC/PLCC are those of the negated score, the sign convention of every table
+    and metrics file (a method that agrees with people is positive), and the title says so.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -42,8 +47,7 @@ def scatter_plot(
     if params is not None:
         xs = np.linspace(p.min(), p.max(), 200)
         ax.plot(xs, logistic4(xs, *params), color="C3", lw=2, label="logistic fit")
-    stats = f"SRCC {srcc(p, t):.3f}  PLCC {plcc(p, t):.3f}  n={p.size}"
-    ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=9)
+    ax.set_title(scatter_title(p, t, title, negated), fontsize=9)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -53,3 +57,15 @@ def scatter_plot(
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_savefig(fig, path, format="png")
     return path
+
+
+def scatter_title(preds: np.ndarray, target: np.ndarray, title: str = "", negated: bool = False) -> str:
+    """The plot's title: ``title`` and SRCC/PLCC in the tables' sign convention (or why they are undefined)."""
+    oriented = -np.asarray(preds, dtype=float) if negated else np.asarray(preds, dtype=float)
+    reason = undefined_reason(oriented, target)
+    if reason:
+        stats = f"SRCC, PLCC undefined: {reason}"
+    else:
+        stats = f"SRCC {srcc(oriented, target):.3f}  PLCC {plcc(oriented, target):.3f}  n={oriented.size}"
+        stats += "  (of -score: lower is better)" if negated else ""
+    return f"{title}\n{stats}" if title else stats

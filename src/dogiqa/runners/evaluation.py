@@ -31,6 +31,7 @@ from dogiqa.atomic import atomic_write_text
 from dogiqa.cache import RawCache, run_key
 from dogiqa.datasets import DatasetError, LabelledDataset
 from dogiqa.evaluate import clean_json, evaluate_predictions
+from dogiqa.progress import ProgressHook
 from dogiqa.results import ImageResult
 
 # Request options that never change a region's score: left out of the run key.
@@ -85,11 +86,13 @@ def run_eval(
     aggregation: str | Aggregation | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     records_path: Path | None = None,
+    progress: ProgressHook | None = None,
 ) -> EvalRun:
     """Score every item of ``ds`` not already finished under the request's run key.
 
     ``pipeline()`` builds the DogIQA pipeline (called only when something is left to score). Each finished
-    image is committed to the cache at once; ``on_progress(done, total)`` is called after each image.
+    image is committed to the cache at once; ``on_progress(done, total)`` is called after each image;
+    ``progress`` gets ``("resumed", n)`` and then the pipeline's per-image events (:mod:`dogiqa.progress`).
     Resumed records are re-finalized with ``aggregation`` (the run key ignores the aggregation, so a run
     resumed with another one must not mix the two).
     """
@@ -112,6 +115,8 @@ def run_eval(
     total = len(ds.items)
     if on_progress:
         on_progress(run.resumed, total)
+    if progress:
+        progress("resumed", run.resumed)
     # streamed while scoring (a killed run keeps its records); nothing left to score: only the final file below
     writer = _RecordWriter(records_path, [r for r in records if r is not None]) if records_path and todo else None
     try:
@@ -125,7 +130,8 @@ def run_eval(
                     "higher_is_better": getattr(iqa.scorer, "higher_is_better", True),
                 },
             )
-            results = iqa.score_many([ds.items[i].path for i in todo])
+            paths = [ds.items[i].path for i in todo]
+            results = iqa.score_many(paths, progress=progress) if progress else iqa.score_many(paths)
             for n, (i, result) in enumerate(zip(todo, results, strict=True), start=1):
                 records[i] = result
                 if result.ok and hashes[i] is not None:
@@ -301,4 +307,5 @@ def _plot(run: EvalRun, ds: LabelledDataset, path: Path, title: str) -> Path | N
     if len(pairs) < 2:
         return None
     preds, mos = zip(*pairs, strict=True)
-    return scatter_plot(preds, mos, path, title=title, ylabel=f"MOS ({ds.name})")
+    negated = bool(run.report.get("negated")) if run.report else False
+    return scatter_plot(preds, mos, path, title=title, ylabel=f"MOS ({ds.name})", negated=negated)

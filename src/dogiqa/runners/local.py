@@ -10,6 +10,7 @@ from typing import Any
 
 from dogiqa.api import DogIQA, Source
 from dogiqa.config import PipelineConfig
+from dogiqa.progress import ProgressHook
 from dogiqa.results import ImageResult
 from dogiqa.sinks import open_writer, prepare_output
 
@@ -66,13 +67,15 @@ def run_local(
     on_result: Callable[[ImageResult], None] | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    progress: ProgressHook | None = None,
 ) -> RunSummary:
     """Score every source; write each record to ``output`` (.jsonl/.csv as soon as it is ready; .parquet
     when the run ends).
 
     ``iqa``: a pipeline, or a configuration (any form ``DogIQA.from_config`` takes) to build one from.
     An existing ``output`` is continued with ``resume`` (images with a finished record are skipped and
-    counted in ``summary.resumed``) or replaced with ``overwrite``; otherwise OutputExistsError (exit 2)."""
+    counted in ``summary.resumed``) or replaced with ``overwrite``; otherwise OutputExistsError (exit 2).
+    ``progress`` gets the pipeline's per-image work events (see :mod:`dogiqa.progress`)."""
     if not isinstance(iqa, DogIQA):
         iqa = DogIQA.from_config(iqa)
     summary = RunSummary()
@@ -82,9 +85,11 @@ def run_local(
         given = list(sources)
         sources = [s for s in given if getattr(s, "path", str(s)) not in done]
         summary.resumed = len(given) - len(sources)
+        if progress:
+            progress("resumed", summary.resumed)
     writer = open_writer(output, append=resume) if output else None
     try:
-        for result in iqa.score_many(sources):
+        for result in iqa.score_many(sources, progress=progress):
             summary.add(result)
             if writer:
                 writer.write(result)
