@@ -21,8 +21,8 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	@echo "== installing $(TORCH) (the CPU build; set TORCH=... for another)"
 	$(BIN)/python -m pip install "$(TORCH)"
-	@echo "== installing dogiqa (editable) with the extras dev, ray, openai, serve"
-	$(BIN)/python -m pip install -e ".[dev,ray,openai,serve]"
+	@echo "== installing dogiqa (editable) with the extras dev, ray, openai, serve, datasets, webdataset"
+	$(BIN)/python -m pip install -e ".[dev,ray,openai,serve,datasets,webdataset]"
 	@touch $(STAMP)
 	@echo "== installed; the next make skips this until pyproject.toml changes"
 

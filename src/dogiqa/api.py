@@ -21,8 +21,9 @@ from dogiqa.registry import SCORERS, SEGMENTERS
 from dogiqa.results import ImageResult, RegionRecord
 from dogiqa.scorers.base import Crop, CropScore, Scorer
 from dogiqa.segmenters.base import Segmenter
+from dogiqa.sources import Item, as_items
 
-Source = str | Path | Image.Image
+Source = str | Path | bytes | Image.Image | dict[str, Any] | Item
 
 
 @dataclass
@@ -137,11 +138,12 @@ class DogIQA:
 
     # -- one image ---------------------------------------------------------------------------------------
     def score(self, source: Source) -> ImageResult:
-        """Score one image (path or PIL image). Errors are recorded in the result, never raised."""
+        """Score one image (path, bytes or PIL image). Errors are recorded in the result, never raised."""
         return next(self.score_many_serial([source]))
 
     # -- many images -------------------------------------------------------------------------------------
-    def score_many(self, sources: Iterable[Source], progress: ProgressHook | None = None) -> Iterator[ImageResult]:
+    def score_many(self, sources: Iterable[Source] | Any, progress: ProgressHook | None = None
+                   ) -> Iterator[ImageResult]:  # fmt: skip
         """Stream results in input order, through the staged pipeline (``dogiqa.pipeline``: loading,
         segmentation, the scorer's preprocessing and the model overlap) unless ``staged=False``. Crops of
         ``chunk_size`` consecutive images go to the scorer together, in both paths (same scores).
@@ -149,17 +151,20 @@ class DogIQA:
         ``progress(stage, n)`` hears of work as it completes, before the results are yielded:
         ``("prepared", 1)`` per image loaded and segmented, ``("scored", n)`` when ``n`` images' crops are
         scored (:class:`dogiqa.progress.ImageProgress` turns that into per-image progress and an ETA).
-        """
-        self._progress = progress
-        if self.staged:
-            yield from self.staged_pipeline().run(sources)
-        else:
-            yield from self.score_many_serial(sources)
 
-    def score_many_serial(self, sources: Iterable[Source]) -> Iterator[ImageResult]:
+        ``sources``: paths, bytes, PIL images, row dicts, :class:`dogiqa.sources.Item` s, or a
+        ``datasets.Dataset``; every record gets a stable ``key`` (see :func:`dogiqa.sources.as_items`)."""
+        self._progress = progress
+        items = as_items(sources)
+        if self.staged:
+            yield from self.staged_pipeline().run(items)
+        else:
+            yield from self.score_many_serial(items)
+
+    def score_many_serial(self, sources: Iterable[Source] | Any) -> Iterator[ImageResult]:
         """The one-thread path: each chunk is loaded, segmented, scored and finished before the next."""
-        chunk: list[Source] = []
-        for source in sources:
+        chunk: list[Item] = []
+        for source in as_items(sources):
             chunk.append(source)
             if len(chunk) >= self.chunk_size:
                 yield from self._score_chunk(chunk)
@@ -186,7 +191,7 @@ class DogIQA:
             self._pipeline = None
 
     # -- the stages (dogiqa.pipeline runs them concurrently) ----------------------------------------------
-    def _score_chunk(self, sources: list[Source]) -> list[ImageResult]:
+    def _score_chunk(self, sources: list[Item]) -> list[ImageResult]:
         jobs = [self._prepare(s) for s in sources]
         self._score_jobs(jobs)
         return [j.result for j in jobs]
@@ -197,11 +202,15 @@ class DogIQA:
 
     def _load(self, source: Source) -> _Job:
         """Decode and validate the image; its content key and its global crop."""
-        path = str(source) if not isinstance(source, Image.Image) else getattr(source, "filename", "") or "<image>"
-        job = _Job(ImageResult(path=path, config=self.config))
+        item = source if isinstance(source, Item) else next(as_items([source]))
+        path = item.path
+        job = _Job(ImageResult(path=path, key=item.key, source=item.source, columns=item.columns, config=self.config))
+        if item.error is not None or item.image is None:
+            job.fail(item.error or f"{path}: no image")
+            return job
         t0 = time.perf_counter()
         try:
-            image = load_image(source, self.max_pixels, self.max_file_bytes)
+            image = load_image(item.image, self.max_pixels, self.max_file_bytes)
             job.result.width, job.result.height = image.size
             job.image, job.key = image, content_hash(image)
             if self.aggregation.uses_global:

@@ -87,6 +87,10 @@ class ImageResult:
 
     path: str
     score: float | None = None
+    # stable identity (dogiqa.sources): resolved file path, shard sample key, or table key/row; ``source`` names
+    # the shard/table it came from (None for loose files); ``columns`` are pass-through values (--keep-columns)
+    key: str | None = None
+    source: str | None = None
     global_score: float | None = None
     local_score: float | None = None
     regions: list[RegionRecord] = field(default_factory=list)
@@ -103,6 +107,7 @@ class ImageResult:
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, Any] = field(default_factory=dict)
     # region masks (full resolution), kept only when the pipeline is asked to (reports); never serialised
     masks: list[Any] | None = field(default=None, repr=False, compare=False)
     # the decoded RGB image, kept with the masks so a report draws it without decoding the file again
@@ -120,8 +125,15 @@ class ImageResult:
         out["timings"], out["config"] = dict(self.timings), _safe(dict(self.config))
         return out
 
+    @property
+    def ident(self) -> str:
+        """One string per input: ``key`` (``source#key`` inside a shard or table); ``path`` for old records."""
+        if self.key is None:
+            return self.path
+        return self.key if not self.source else f"{self.source}#{self.key}"
+
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageResult:

@@ -1,4 +1,5 @@
-"""Result sinks: JSONL (one record per line, flushed as it goes) and CSV (one summary row per image).
+"""Result sinks: JSONL (one record per line, flushed as it goes), CSV (one summary row per image) and Parquet
+(one row per image, pass-through columns included).
 
 An existing output is never overwritten by accident (:func:`prepare_output`): ``overwrite`` replaces it,
 ``resume`` continues it (finished records kept once, failed ones dropped to be retried, a torn last line from a
@@ -10,12 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+from dataclasses import fields
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from dogiqa.atomic import atomic_write_text
+from dogiqa.atomic import atomic_open, atomic_write_text
 from dogiqa.errors import UsageError
-from dogiqa.results import FLAT_FIELDS, ImageResult, flat_row, path_from_fields
+from dogiqa.results import FLAT_FIELDS, TRANSIENT, ImageResult, flat_row, path_from_fields
 
 
 class OutputExistsError(UsageError):
@@ -125,3 +128,153 @@ def _finished_lines(path: Path) -> tuple[str, set[str]]:
             done.add(name)
             lines.append(line + "\n")
     return "".join(lines), done
+
+
+# -- Parquet ---------------------------------------------------------------------------------------------
+# One column per ImageResult field (``regions``, ``timings`` and ``config`` as JSON strings) plus one column
+# per pass-through value (``--keep-columns``; a name that clashes with a field gets the prefix ``in_``).
+JSON_COLUMNS = ("regions", "timings", "config")
+PASS_PREFIX = "in_"
+
+
+def arrow_schema() -> Any:
+    """The Parquet schema of the record fields."""
+    import pyarrow as pa
+
+    types = {
+        "score": pa.float64(),
+        "global_score": pa.float64(),
+        "local_score": pa.float64(),
+        "invalid": pa.int64(),
+        "failed_crops": pa.int64(),
+        "not_scorable": pa.int64(),
+        "width": pa.int64(),
+        "height": pa.int64(),
+        "n_masks": pa.int64(),
+        "global_probs": pa.list_(pa.float64()),
+        "uncertainty": pa.float64(),
+    }
+    names = [f.name for f in fields(ImageResult) if f.name not in (*TRANSIENT, "columns")] + ["path_bytes"]
+    return pa.schema([(n, types.get(n, pa.string())) for n in names])
+
+
+def _record_names() -> set[str]:
+    """Column names of record fields (``path_bytes``: ``results.path_fields``)."""
+    return {f.name for f in fields(ImageResult)} | {"path_bytes"}
+
+
+def result_to_row(result: ImageResult) -> dict[str, Any]:
+    """A Parquet row: the record with nested fields as JSON strings, pass-through columns at the top level."""
+    row = result.to_dict()
+    for name in JSON_COLUMNS:
+        row[name] = json.dumps(row[name], ensure_ascii=False, default=str)
+    names = _record_names()
+    for name, value in row.pop("columns").items():
+        row[PASS_PREFIX + name if name in names or name.startswith(PASS_PREFIX) else name] = value
+    return row
+
+
+def row_to_result(row: dict[str, Any]) -> ImageResult:
+    """Inverse of :func:`result_to_row`."""
+    names = _record_names() - {*TRANSIENT, "columns"}
+    data = {k: v for k, v in row.items() if k in names}
+    for name in JSON_COLUMNS:
+        if isinstance(data.get(name), str):
+            data[name] = json.loads(data[name])
+    columns = {(k[len(PASS_PREFIX) :] if k.startswith(PASS_PREFIX) else k): v for k, v in row.items() if k not in names}
+    return ImageResult.from_dict({**data, "columns": columns})
+
+
+def results_table(results: list[ImageResult], extra_types: dict[str, Any] | None = None) -> Any:
+    """An Arrow table of records; pass-through columns typed by ``extra_types`` (updated with new ones)."""
+    import pyarrow as pa
+
+    rows = [result_to_row(r) for r in results]
+    table = pa.Table.from_pylist([{n: row.get(n) for n in arrow_schema().names} for row in rows], arrow_schema())
+    types = extra_types if extra_types is not None else {}
+    extras = list(dict.fromkeys(k for row in rows for k in row if k not in table.schema.names))
+    for name in list(types) + [n for n in extras if n not in types]:
+        values = [row.get(name) for row in rows]
+        table = table.append_column(name, _pass_array(values, types, name))
+    return table
+
+
+def _pass_array(values: list[Any], types: dict[str, Any], name: str) -> Any:
+    """A pass-through column: typed as first seen; values that do not fit that type are written as text."""
+    import pyarrow as pa
+
+    want = types.get(name)
+    try:
+        array = pa.array(values, type=want)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        array = None
+    if array is None or pa.types.is_null(array.type):
+        text = [None if v is None else v if isinstance(v, str) else json.dumps(v, default=str) for v in values]
+        array = pa.array(text, type=pa.string())
+        if want is not None and not pa.types.is_string(want):
+            array = pa.array([None] * len(values), type=want)  # keep the file's schema; the value is lost
+    types.setdefault(name, array.type)
+    return array
+
+
+def write_parquet(path: str | Path, results: list[ImageResult]) -> Path:
+    """Write records to one Parquet file, atomically (a temporary name, then renamed)."""
+    import pyarrow.parquet as pq
+
+    table = results_table(results)
+    with atomic_open(path, "wb") as fh:
+        pq.write_table(table, fh)
+    return Path(path)
+
+
+class ParquetResultWriter:
+    """Records to one ``.parquet`` file, in row groups of ``rows`` records; the file appears (renamed from a
+    temporary name) only when the run closes it, so a killed run never leaves a half-written file."""
+
+    def __init__(self, path: str | Path, rows: int = 1000):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name("." + self.path.name + ".tmp")
+        self.rows, self.buffer = max(1, rows), []  # type: ignore[var-annotated]
+        self.types: dict[str, Any] = {}
+        self._writer: Any = None
+
+    def write(self, result: ImageResult) -> None:
+        self.buffer.append(result)
+        if len(self.buffer) >= self.rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow.parquet as pq
+
+        if not self.buffer and self._writer is not None:
+            return
+        first = self._writer is None
+        table = results_table(self.buffer, self.types)
+        if first:
+            self._writer = pq.ParquetWriter(self.tmp, table.schema)
+            self.schema = table.schema
+        else:
+            table = table.select([n for n in self.schema.names])
+        self._writer.write_table(table)
+        self.buffer = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+        os.replace(self.tmp, self.path)
+
+    def __enter__(self) -> ParquetResultWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_writer(path: str | Path, append: bool = False) -> ResultWriter | ParquetResultWriter:
+    """The writer for an output file by its suffix: ``.parquet`` or ``.jsonl``/``.csv``."""
+    if Path(path).suffix.lower() in (".parquet", ".pq"):
+        if append:
+            raise ValueError(f"output {path}: a Parquet output cannot be continued; write a new file")
+        return ParquetResultWriter(path)
+    return ResultWriter(path, append=append)

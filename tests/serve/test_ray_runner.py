@@ -96,11 +96,13 @@ def test_ray_equals_local_records_failures_and_resumes(ray_cluster, module_chat_
     lines = (out / "results.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["path"] for line in lines) == sorted(paths)
 
-    # re-run: the six scored images are skipped; the failed one is tried again, the new one scored
+    # re-run: the seven inputs with a record are skipped (the failed one too: no --retry-failed), the new
+    # one scored; results.jsonl is rewritten with one line per input
     make_image(50, 70, seed=99).save(image_folder / "new.png")
     before = module_chat_server.scoring_requests()  # the actors' first-contact probes are not crops
-    again = run_ray(image_folder, out, kwargs, num_workers=1, batch_size=2)
-    assert (again.skipped, again.total, again.scored, again.failed) == (6, 2, 1, 1)
+    again = run_ray(image_folder, out, kwargs, num_workers=1, batch_size=2, jsonl=True)
+    assert (again.skipped, again.total, again.scored, again.failed) == (7, 1, 1, 0)
+    assert len((out / "results.jsonl").read_text().splitlines()) == 8
     final = read_results(out)
     new = next(r for r in final if r.path.endswith("new.png"))
     # one request per distinct crop of the new image (global + regions; a region covering the whole image

@@ -80,11 +80,13 @@ def _register() -> None:
     from dogiqa.cli.options import Command
     from dogiqa.cli.presets import presets_command
     from dogiqa.cli.score import score
+    from dogiqa.cli.select import select_command
     from dogiqa.cli.serve import serve
     from dogiqa.cli.show import show
 
     for name, func in [("score", score), ("show", show), ("eval", eval_command), ("metrics", metrics),
-                       ("presets", presets_command), ("config", config_command), ("serve", serve)]:  # fmt: skip
+                       ("presets", presets_command), ("config", config_command), ("serve", serve),
+                       ("select", select_command)]:  # fmt: skip
         app.command(name, cls=Command)(func)
 
 

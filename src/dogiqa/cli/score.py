@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape as esc
@@ -15,7 +16,8 @@ from dogiqa.config import PipelineConfig
 from dogiqa.errors import UsageError
 from dogiqa.results import display_text
 
-RECORD_SUFFIXES = (".jsonl", ".csv")
+RECORD_SUFFIXES = (".jsonl", ".csv", ".parquet")
+TABLE_ROWS = 50  # rows of the per-image table printed at the end (the output file has them all)
 ENGINES = ("local", "ray")
 
 
@@ -23,17 +25,32 @@ ENGINES = ("local", "ray")
 def score(
     cfg: PipelineConfig,
     paths: list[Path] = typer.Argument(
-        ..., metavar="PATH", help="Image files and/or folders (searched recursively).", show_default=False
+        ...,
+        metavar="PATH",
+        help="Images, folders, .tar shards, .parquet/.arrow, hf:DATASET.",
+        show_default=False,
     ),
     output: Path = typer.Option(
         None,
         "--output",
         "-o",
-        help="Records: FILE.jsonl | FILE.csv (ray: DIR).",
+        help="FILE.jsonl | .csv | .parquet (ray: DIR).",
         rich_help_panel=opt.IO,
         metavar="FILE",
         show_default=False,
     ),
+    image_column: str = typer.Option(
+        None, "--image-column", help="Tables: image column; shards: member ext.", rich_help_panel=opt.IO,
+        metavar="NAME", show_default=False,
+    ),  # fmt: skip
+    key_column: str = typer.Option(
+        None, "--key-column", help="Tables: key column (else id/key or row).", rich_help_panel=opt.IO,
+        metavar="NAME", show_default=False,
+    ),  # fmt: skip
+    keep_columns: str = typer.Option(
+        None, "--keep-columns", help="Columns (shard members) copied to records.", rich_help_panel=opt.IO,
+        metavar="A,B", show_default=False,
+    ),  # fmt: skip
     report: Path = typer.Option(
         None,
         "--report",
@@ -76,16 +93,26 @@ def score(
         show_default=False,
     ),
     jsonl: bool = typer.Option(None, "--jsonl", help="Also write DIR/results.jsonl.", rich_help_panel=opt.CLUSTER),
+    retry_failed: bool = typer.Option(
+        None, "--retry-failed", help="Score inputs with a failed record again.", rich_help_panel=opt.CLUSTER
+    ),
 ) -> None:
     """Score images; one record per image (global score, regions, final score).
 
     Exit codes: 0 all scored; 1 some failed (error records); 2 usage error; 3 internal error (log named).
     """
+    from dogiqa.sources import SourceOptions, check_sources
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     check_choice("--engine", engine, ENGINES)
-    ray_opts = {"address": address, "num_workers": num_workers, "gpus_per_worker": gpus_per_worker, "jsonl": jsonl}
+    keep = tuple(c.strip() for c in (keep_columns or "").split(",") if c.strip())
+    sources = SourceOptions(image_column=image_column, key_column=key_column, keep_columns=keep)
+    ray_opts = {"address": address, "num_workers": num_workers, "gpus_per_worker": gpus_per_worker, "jsonl": jsonl,
+                "retry_failed": retry_failed}  # fmt: skip
     if engine == "ray":
         _check_ray(output, report, num_workers, gpus_per_worker)
+        check_sources(paths, sources)
+        ray_opts["source_options"] = sources
         _score_ray(cfg, paths, output, {k: v for k, v in ray_opts.items() if v is not None}, quiet)
     given = [k for k, v in ray_opts.items() if v is not None]
     if given:
@@ -94,8 +121,10 @@ def score(
     check_suffix("--output", output, RECORD_SUFFIXES)
     if report is not None and report.exists() and not report.is_dir():
         raise UsageError(f"--report: {report} is a file; give a folder", setting="--report")
+    loose = check_sources(paths, sources)  # a bad column or shard pattern: exit 2 before the model loads
     _check_output(output, resume, overwrite)  # before any model loads
-    _score_local(cfg, paths, output, report, quiet, {"resume": resume, "overwrite": overwrite}, verbose)
+    _score_local(cfg, paths, output, report, quiet, {"resume": resume, "overwrite": overwrite}, verbose, sources,
+                 loose)  # fmt: skip
 
 
 def _check_output(output: Path | None, resume: bool, overwrite: bool) -> None:
@@ -111,7 +140,7 @@ def _check_output(output: Path | None, resume: bool, overwrite: bool) -> None:
 
 
 def _check_ray(output: Path | None, report: Path | None, num_workers: int | None, gpus: float | None) -> None:
-    if output is None or output.suffix.lower() in RECORD_SUFFIXES:
+    if output is None or output.suffix.lower() in RECORD_SUFFIXES:  # a .parquet FILE is the local engine's
         raise UsageError("--output: --engine ray writes Parquet parts into a directory: give --output DIR")
     if report is not None:
         raise UsageError("--report: only with --engine local", setting="--report")
@@ -127,13 +156,16 @@ def _score_local(
     quiet: bool,
     output_mode: dict[str, bool],
     verbose: bool,
+    options: Any,
+    loose: bool,
 ) -> None:
-    from dogiqa.io import expand_paths
     from dogiqa.progress import ProgressBar
     from dogiqa.runners.local import run_local
+    from dogiqa.sources import open_sources
 
     skipped: list[tuple[Path, str]] = []
-    sources = list(expand_paths(paths, skipped))
+    items = open_sources(paths, options, skipped)
+    sources = list(items) if loose else items  # loose files are counted for the progress bar; collections stream
     iqa = load_pipeline(cfg, keep_masks=report is not None)
     writer = None
     if report is not None:
@@ -146,11 +178,13 @@ def _score_local(
             config={"preset": cfg.preset} if cfg.preset else None,
         )
     table = Table("image", "score", "global", "regions", "invalid", "error")
-    with ProgressBar(len(sources), console=console, disable=quiet) as bar:  # moves per image, honest ETA
+    total = len(sources) if isinstance(sources, list) else 0  # collections stream: no total
+    with ProgressBar(total, console=console, disable=quiet) as bar:  # moves per image, honest ETA
 
         def on_result(r):
-            row = [esc(Path(r.path).name), fmt(r.score), fmt(r.global_score), str(len(r.regions)), str(r.invalid)]
-            table.add_row(*row, esc((r.error or "")[:80]))
+            if table.row_count < TABLE_ROWS:
+                row = [esc(Path(r.path).name), fmt(r.score), fmt(r.global_score), str(len(r.regions)), str(r.invalid)]
+                table.add_row(*row, esc((r.error or "")[:80]))
             if writer:
                 writer.add(r)  # quality map PNG with the true mask shapes
                 r.masks = None  # never hold every image's masks
@@ -159,6 +193,9 @@ def _score_local(
     summary.skipped = [(str(p), why) for p, why in skipped]
     if not quiet:
         console.print(table)
+        if summary.total > TABLE_ROWS:
+            where = f"; all in {esc(str(output))}" if output else ""
+            console.print(f"(the first {TABLE_ROWS} of {summary.total} images{where})")
     if verbose:
         for path, why in summary.skipped:
             console.print(f"skipped: {esc(why)}: {esc(display_text(path))}", highlight=False, soft_wrap=True)
@@ -172,13 +209,13 @@ def _score_local(
 
 def _score_ray(cfg: PipelineConfig, paths: list[Path], output: Path, ray_opts: dict, quiet: bool) -> None:
     """``score --engine ray``: actors build the pipeline from the configuration; Parquet parts in ``output``."""
-    from dogiqa.runners.ray import RayRunnerError, list_sources, run_ray
+    from dogiqa.runners.ray import RayRunnerError, run_ray
 
     try:
-        sources = list_sources(paths)
         with progress_bar(disable=quiet) as bar:
-            task = bar.add_task("scoring (ray)", total=len(sources))
-            summary = run_ray(sources, output, cfg, on_result=lambda r: bar.advance(task), **ray_opts)
+            task = bar.add_task("scoring (ray)", total=None)
+            summary = run_ray([str(p) for p in paths], output, cfg, on_result=lambda r: bar.advance(task),
+                              **ray_opts)  # fmt: skip
     except RayRunnerError as exc:
         raise UsageError(str(exc)) from exc
     console.print(

@@ -12,7 +12,7 @@ from dogiqa.api import DogIQA, Source
 from dogiqa.config import PipelineConfig
 from dogiqa.progress import ProgressHook
 from dogiqa.results import ImageResult
-from dogiqa.sinks import ResultWriter, prepare_output
+from dogiqa.sinks import open_writer, prepare_output
 
 
 @dataclass
@@ -69,7 +69,8 @@ def run_local(
     overwrite: bool = False,
     progress: ProgressHook | None = None,
 ) -> RunSummary:
-    """Score every source; write each record to ``output`` (.jsonl/.csv) as soon as it is ready.
+    """Score every source; write each record to ``output`` (.jsonl/.csv as soon as it is ready; .parquet
+    when the run ends).
 
     ``iqa``: a pipeline, or a configuration (any form ``DogIQA.from_config`` takes) to build one from.
     An existing ``output`` is continued with ``resume`` (images with a finished record are skipped and
@@ -82,11 +83,11 @@ def run_local(
     done = prepare_output(output, resume, overwrite) if output else set()
     if done:
         given = list(sources)
-        sources = [s for s in given if str(s) not in done]
+        sources = [s for s in given if getattr(s, "path", str(s)) not in done]
         summary.resumed = len(given) - len(sources)
         if progress:
             progress("resumed", summary.resumed)
-    writer = ResultWriter(output, append=resume) if output else None
+    writer = open_writer(output, append=resume) if output else None
     try:
         for result in iqa.score_many(sources, progress=progress):
             summary.add(result)

@@ -1,21 +1,29 @@
 """The Ray Data runner: many images over a Ray cluster, one DogIQA pipeline per actor, Parquet out.
 
 Each actor builds the pipeline once from the configuration (``DogIQA.from_config``: the model, the segmenter and
-the backend load once per actor) and scores batches of paths. The driver receives the records as
-they finish and writes them to ``output_dir`` as Parquet part files of ``rows_per_file`` records (written to a
-temporary name and renamed, so a killed run leaves only complete files), and to ``results.jsonl`` when asked.
-The Parquet columns are the fields of :class:`dogiqa.results.ImageResult`; ``regions``, ``timings`` and
-``config`` hold JSON strings (:func:`result_to_row` / :func:`row_to_result`).
+the backend load once per actor) and scores units of work (``dogiqa.sources.plan_units``: a batch
+of files, one WebDataset shard, one Parquet row group, a row range of a Hugging Face dataset), reading the
+images itself, so the driver never holds image bytes. The driver receives the records as they finish and
+writes them to ``output_dir`` as Parquet part files of ``rows_per_file`` records (written to a temporary name
+and renamed, so a killed run leaves only complete files); with ``jsonl`` it then rewrites ``results.jsonl``
+from the parts (atomically; one line per input). The Parquet columns are the fields of
+:class:`dogiqa.results.ImageResult` (``regions``, ``timings`` and ``config`` as JSON strings) plus the
+pass-through columns (:func:`dogiqa.sinks.result_to_row` / :func:`dogiqa.sinks.row_to_result`).
 
-Resume: paths that already have a successful record in ``output_dir`` are skipped; failed ones are scored
-again and :func:`read_results` prefers a successful record over a failed one (and a later file over an earlier).
+The sources are read by dogiqa's own readers inside the actors rather than Ray Data's ``read_webdataset`` /
+``read_parquet``: those fail a whole read on one corrupt tar member, and cannot skip the samples a resumed run
+has already scored without decoding them; ours give a per-sample error record and skip by key.
+
+Resume: inputs are identified by their stable key (``ImageResult.ident``: the resolved path of a file, shard +
+sample key, table + key/row), not by the argument as typed. Inputs with a record in ``output_dir`` are skipped;
+failed ones are tried again only with ``retry_failed``. When nothing is left to do, no cluster is started.
+:func:`read_results` keeps one record per input (a successful one wins, then the later file).
 
 Ray is an optional extra: ``pip install -e .[ray]``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -28,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from dogiqa.config import PipelineConfig, coerce_config
-from dogiqa.results import ImageResult
+from dogiqa.results import ImageResult, display_text
 from dogiqa.runners.local import RunSummary
+from dogiqa.sinks import JSON_COLUMNS, arrow_schema, result_to_row, row_to_result  # noqa: F401 - re-exported
+from dogiqa.sources import SourceError, SourceOptions, Unit, item_ident, plan_units, read_unit
 
 PART_GLOB = "part-*.parquet"
-JSON_COLUMNS = ("regions", "timings", "config")
-PATH_COLUMNS = ("path", "image", "file", "filename", "image_path")
 
 
 class RayRunnerError(RuntimeError):
@@ -53,61 +61,30 @@ def list_sources(source: str | Path | Iterable[str | Path]) -> list[str]:
     """Image paths from a folder (recursive), a CSV or Parquet listing (a ``path`` column, else the first
     column; relative paths are relative to the listing's folder), an image file, a dataset recipe
     ``NAME:ROOT`` (e.g. ``koniq:/data/koniq10k``: every labelled image found on disk), or an iterable of these."""
-    from dogiqa.io import expand_paths
+    from dogiqa.sources.files import iter_files
 
     items = [source] if isinstance(source, str | Path) else list(source)
     out: list[str] = []
     for item in items:
-        recipe = _dataset_recipe(str(item))
-        if recipe is not None:
-            out.extend(recipe)
-            continue
         path = Path(item)
-        suffix = path.suffix.lower()
-        if path.is_file() and suffix in (".csv", ".parquet", ".pq"):
-            names = _csv_paths(path) if suffix == ".csv" else _parquet_paths(path)
-            out.extend(str(p if Path(p).is_absolute() else path.parent / p) for p in names if p)
-        else:
-            out.extend(str(p) for p in expand_paths([path]))
+        if path.is_file() and path.suffix.lower() in (".parquet", ".pq"):
+            out.extend(str(p if Path(p).is_absolute() else path.parent / p) for p in _parquet_paths(path) if p)
+            continue
+        try:
+            out.extend(str(it.image) for it in iter_files(item))
+        except SourceError as exc:
+            raise RayRunnerError(str(exc)) from exc
     return out
-
-
-def _dataset_recipe(item: str) -> list[str] | None:
-    """The image paths of ``NAME:ROOT`` when NAME is a known dataset (and ROOT not an existing file)."""
-    name, sep, root = item.partition(":")
-    if not sep or not root or Path(item).exists():
-        return None
-    from dogiqa.datasets import DatasetError, canonical_name, list_datasets, load_dataset
-
-    if canonical_name(name) not in list_datasets():
-        return None
-    try:
-        dataset = load_dataset(name, root=root)
-    except DatasetError as exc:
-        raise RayRunnerError(f"dataset recipe {item!r}: {exc}") from exc
-    return [str(it.path) for it in dataset.items if it.path is not None]
-
-
-def _pick_column(columns: list[str], listing: Path) -> str:
-    if not columns:
-        raise RayRunnerError(f"{listing}: the listing has no columns")
-    lower = {c.lower(): c for c in columns}
-    return next((lower[c] for c in PATH_COLUMNS if c in lower), columns[0])
-
-
-def _csv_paths(listing: Path) -> list[str]:
-    with listing.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        column = _pick_column(list(reader.fieldnames or []), listing)
-        return [(row.get(column) or "").strip() for row in reader]
 
 
 def _parquet_paths(listing: Path) -> list[str]:
     import pyarrow.parquet as pq
 
+    from dogiqa.sources.files import pick_path_column
+
     try:
         names = pq.read_schema(listing).names
-        column = _pick_column(names, listing)
+        column = pick_path_column(names, listing)
         values = pq.read_table(listing, columns=[column]).column(column).to_pylist()
     except (OSError, ValueError) as exc:
         raise RayRunnerError(f"{listing}: cannot read the Parquet listing: {exc}") from exc
@@ -115,62 +92,10 @@ def _parquet_paths(listing: Path) -> list[str]:
 
 
 # -- records <-> Parquet rows ----------------------------------------------------------------------------
-def arrow_schema() -> Any:
-    """The Parquet schema: one column per ImageResult field (nested fields as JSON strings)."""
-    import pyarrow as pa
-
-    types = {
-        "path": pa.string(),
-        "score": pa.float64(),
-        "global_score": pa.float64(),
-        "local_score": pa.float64(),
-        "invalid": pa.int64(),
-        "failed_crops": pa.int64(),
-        "not_scorable": pa.int64(),
-        "width": pa.int64(),
-        "height": pa.int64(),
-        "n_masks": pa.int64(),
-        "global_raw": pa.string(),
-        "global_probs": pa.list_(pa.float64()),
-        "uncertainty": pa.float64(),
-        "error": pa.string(),
-        "global_error": pa.string(),
-    }
-    names = [f.name for f in dataclasses.fields(ImageResult)] + ["path_bytes"]  # results.path_fields
-    return pa.schema([(n, types.get(n, pa.string())) for n in names])
-
-
-def result_to_row(result: ImageResult) -> dict[str, Any]:
-    """A Parquet row: the record of ``ImageResult.to_dict`` with nested fields as JSON strings."""
-    row = result.to_dict()
-    schema = arrow_schema()
-    for name in schema.names:
-        if str(schema.field(name).type) == "string" and not isinstance(row.get(name), str | None):
-            row[name] = json.dumps(row[name], ensure_ascii=False)
-    return row
-
-
-def row_to_result(row: dict[str, Any]) -> ImageResult:
-    """Inverse of :func:`result_to_row`."""
-    data = dict(row)
-    for name in JSON_COLUMNS:
-        if isinstance(data.get(name), str):
-            data[name] = json.loads(data[name])
-    known = {f.name for f in dataclasses.fields(ImageResult)} | {"path_bytes"}
-    return ImageResult.from_dict({k: v for k, v in data.items() if k in known})
-
-
 def _write_part(output_dir: Path, run_id: str, seq: int, results: list[ImageResult]) -> Path:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from dogiqa.sinks import write_parquet
 
-    schema = arrow_schema()
-    table = pa.Table.from_pylist([result_to_row(r) for r in results], schema=schema)
-    final = output_dir / f"part-{run_id}-{seq:05d}.parquet"
-    tmp = final.with_name("." + final.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)
-    return final
+    return write_parquet(output_dir / f"part-{run_id}-{seq:05d}.parquet", results)
 
 
 def _part_files(output_dir: Path) -> list[Path]:
@@ -178,56 +103,88 @@ def _part_files(output_dir: Path) -> list[Path]:
 
 
 def _read_part(part: Path, columns: list[str] | None = None) -> Any:
+    """A part file (only those of ``columns`` it has: parts of older runs have no ``key``/``source``)."""
     import pyarrow.parquet as pq
 
     try:
+        if columns is not None:
+            names = set(pq.read_schema(part).names)
+            columns = [c for c in columns if c in names]
         return pq.read_table(part, columns=columns)
     except (OSError, ValueError, KeyError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise RayRunnerError(f"{part}: unreadable result file ({exc}); move it away and re-run") from exc
 
 
 def read_results(output_dir: str | Path) -> list[ImageResult]:
-    """All records in ``output_dir``, one per path (a successful record wins, then the latest), by path."""
+    """All records in ``output_dir``, one per input (a successful record wins, then the latest), by path."""
+    from dogiqa.select import once_per_input
 
-    best: dict[str, ImageResult] = {}
+    records = (row_to_result(row) for part in _part_files(Path(output_dir)) for row in _read_part(part).to_pylist())
+    return sorted(once_per_input(records), key=lambda r: (r.path, r.ident))
+
+
+def done_idents(output_dir: str | Path, include_failed: bool = True) -> set[str]:
+    """Inputs with a record in ``output_dir`` (with ``include_failed`` False: a successful record)."""
+    done: set[str] = set()
     for part in _part_files(Path(output_dir)):
-        for row in _read_part(part).to_pylist():
-            result = row_to_result(row)
-            old = best.get(result.path)
-            if old is None or result.ok or not old.ok:
-                best[result.path] = result
-    return [best[p] for p in sorted(best)]
+        table = _read_part(part, ["path", "key", "source", "error"]).to_pydict()
+        n = len(table["path"])
+        keys, sources = table.get("key", [None] * n), table.get("source", [None] * n)
+        for path, key, src, err in zip(table["path"], keys, sources, table["error"], strict=True):
+            if include_failed or err is None:
+                done.add(_resolved(path) if key is None else item_ident(src, key))
+    return done
 
 
 def done_paths(output_dir: str | Path) -> set[str]:
-    """Paths with a successful record in ``output_dir`` (skipped on a re-run)."""
+    """Inputs with a successful record in ``output_dir`` (their identities)."""
+    return done_idents(output_dir, include_failed=False)
 
-    done: set[str] = set()
-    for part in _part_files(Path(output_dir)):
-        table = _read_part(part, ["path", "error"]).to_pydict()
-        done.update(p for p, e in zip(table["path"], table["error"], strict=True) if e is None)
-    return done
+
+def _resolved(path: str) -> str:
+    """The identity of a record written before records had keys: its file, resolved."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return path
 
 
 # -- the actor -------------------------------------------------------------------------------------------
 class _ScoreActor:
-    """Holds one DogIQA pipeline; scores a batch of paths into JSON records through its staged pipeline
-    (``score_many``: the local runner's; its worker processes, if configured, live as long as the actor)."""
+    """Holds one DogIQA pipeline; reads units of work and scores them into JSON records through its staged
+    pipeline (``score_many``: the local runner's; its worker processes, if configured, live as long as the
+    actor)."""
 
-    def __init__(self, config: dict[str, Any], threads: int | None):
+    def __init__(self, config: dict[str, Any], threads: int | None, options: dict[str, Any]):
         if threads and "torch" in sys.modules:  # otherwise OMP_NUM_THREADS (runtime env) applies at import
             sys.modules["torch"].set_num_threads(threads)
         from dogiqa.api import DogIQA
 
         self.iqa = DogIQA.from_config(config)
+        self.options = SourceOptions(**{**options, "keep_columns": tuple(options["keep_columns"])})
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        paths = [str(p) for p in batch["path"]]
-        try:
-            results = list(self.iqa.score_many(paths))
-        except Exception as exc:  # noqa: BLE001 - a worker failure is recorded per image, never fatal
-            results = [ImageResult(path=p, error=f"{p}: worker failed: {type(exc).__name__}: {exc}") for p in paths]
-        return {"path": paths, "record": [r.to_json() for r in results]}
+        records: list[str] = []
+        for spec in batch["unit"]:
+            unit = Unit(**json.loads(str(spec)))
+            try:
+                results = list(self.iqa.score_many(read_unit(unit, self.options)))
+            except Exception as exc:  # noqa: BLE001 - a worker failure is recorded per input, never fatal
+                results = _failed_unit(unit, f"worker failed: {type(exc).__name__}: {exc}")
+            records.extend(r.to_json() for r in results)
+        return {"record": records}
+
+
+def _failed_unit(unit: Unit, why: str) -> list[ImageResult]:
+    """Error records for every input of a unit that could not be read or scored."""
+    skip = set(unit.skip)
+    where = unit.ref or "files"
+    out = []
+    for i, key in enumerate(unit.keys):
+        if key not in skip:
+            path = unit.files[i] if unit.kind == "files" else f"{where}#{key}"
+            out.append(ImageResult(path=path, key=key, source=unit.source, error=f"{path}: {why}"))
+    return out
 
 
 # -- the runner ------------------------------------------------------------------------------------------
@@ -292,44 +249,69 @@ def run_ray(
     ray_init_kwargs: dict[str, Any] | None = None,
     runtime_env: dict[str, Any] | None = None,
     on_result: Callable[[ImageResult], None] | None = None,
+    source_options: SourceOptions | None = None,
+    retry_failed: bool = False,
 ) -> RaySummary:
-    """Score SOURCE on a Ray cluster; records go to ``output_dir`` (Parquet parts, + ``results.jsonl``).
+    """Score SOURCE (specs of :mod:`dogiqa.sources`) on a Ray cluster; records go to ``output_dir`` (Parquet
+    parts, + ``results.jsonl``).
 
     ``config``: the pipeline's configuration (a :class:`PipelineConfig`, its dump, or keyword settings with an
     optional ``preset``), validated here before Ray starts; every actor builds its pipeline from it.
 
     ``address``: ``local`` starts a cluster in this process, ``auto`` joins the running one, or
     ``ray://host:10001``. ``num_workers`` actors, each with ``cpus_per_worker`` CPUs and ``gpus_per_worker``
-    GPUs (fractions share a GPU) and one pipeline. ``batch_size`` images go to an actor per call.
+    GPUs (fractions share a GPU) and one pipeline. ``batch_size`` files go to an actor per call (a shard, a
+    Parquet row group or 1000 dataset rows are one call). Inputs with a record are skipped; failed ones are
+    scored again only with ``retry_failed``.
     """
     cfg = coerce_config(config)
     settings = cfg.to_dict()  # a usage error stops the run before Ray starts
     _check_server(cfg)
-    ray = _require_ray()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    paths = list(dict.fromkeys(list_sources(source)))  # a path listed twice is scored once
-    done = done_paths(out)
-    todo = [p for p in paths if p not in done]
-    summary = RaySummary(skipped=len(paths) - len(todo))
-    if not todo:
-        summary.seconds = time.perf_counter() - start
-        return summary
-    started = _connect(ray, address, ray_init_kwargs, _runtime_env(runtime_env, threads_per_worker))
+    specs = [source] if isinstance(source, str | Path) else list(source)
+    opts = source_options or SourceOptions()
     try:
-        with _Sink(out, rows_per_file, jsonl) as sink:
-            stream = _stream(
-                ray,
-                todo,
-                settings,
-                num_workers,
-                cpus_per_worker,
-                gpus_per_worker,
-                batch_size,
-                threads_per_worker,
-            )
-            for result in stream:
+        units = plan_units(specs, opts, files_per_unit=max(1, batch_size))
+    except SourceError as exc:
+        raise RayRunnerError(str(exc)) from exc
+    done = done_idents(out, include_failed=not retry_failed)
+    todo, skipped = _pending(units, done)
+    summary = RaySummary(skipped=skipped)
+    if todo:
+        _run_units(todo, out, settings, summary, opts, on_result, address, ray_init_kwargs,
+                   _runtime_env(runtime_env, threads_per_worker), num_workers, cpus_per_worker, gpus_per_worker,
+                   rows_per_file, threads_per_worker)  # fmt: skip
+    if jsonl and (todo or not (out / "results.jsonl").exists()):
+        _rewrite_jsonl(out)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _pending(units: list[Unit], done: set[str]) -> tuple[list[Unit], int]:
+    """The units with inputs left to score (``skip`` set to their finished keys) and how many are finished."""
+    todo, skipped = [], 0
+    for unit in units:
+        finished = [k for k, i in zip(unit.keys, unit.idents(), strict=True) if display_text(i) in done]
+        skipped += len(finished)
+        if len(finished) < len(unit.keys):
+            unit.skip = finished
+            todo.append(unit)
+    return todo, skipped
+
+
+def _run_units(
+    todo: list[Unit], out: Path, config: dict[str, Any], summary: RaySummary, opts: SourceOptions,
+    on_result: Callable[[ImageResult], None] | None, address: str, init_kwargs: dict[str, Any] | None,
+    runtime_env: dict[str, Any], num_workers: int, cpus: float, gpus: float, rows_per_file: int,
+    threads: int | None,
+) -> None:  # fmt: skip
+    ray = _require_ray()
+    started = _connect(ray, address, init_kwargs, runtime_env)
+    try:
+        with _Sink(out, rows_per_file) as sink:
+            for result in _stream(ray, todo, config, num_workers, cpus, gpus, threads, opts):
                 summary.add(result)
                 sink.write(result)
                 if on_result:
@@ -338,26 +320,28 @@ def run_ray(
     finally:
         if started:
             ray.shutdown()
-    summary.seconds = time.perf_counter() - start
-    return summary
+
+
+def _rewrite_jsonl(out: Path) -> None:
+    """``results.jsonl``: one line per input, from every part file, replaced atomically."""
+    from dogiqa.atomic import atomic_open
+
+    with atomic_open(out / "results.jsonl", "w") as fh:
+        for result in read_results(out):
+            fh.write(result.to_json() + "\n")
 
 
 class _Sink:
-    """Buffers records and writes a Parquet part file every ``rows_per_file`` records (+ JSONL lines)."""
+    """Buffers records and writes a Parquet part file every ``rows_per_file`` records."""
 
-    def __init__(self, output_dir: Path, rows_per_file: int, jsonl: bool):
-        from dogiqa.sinks import ResultWriter
-
+    def __init__(self, output_dir: Path, rows_per_file: int):
         self.dir, self.rows = output_dir, max(1, rows_per_file)
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.buffer: list[ImageResult] = []
         self.files: list[Path] = []
-        self.jsonl = ResultWriter(output_dir / "results.jsonl", append=True) if jsonl else None
 
     def write(self, result: ImageResult) -> None:
         self.buffer.append(result)
-        if self.jsonl:
-            self.jsonl.write(result)
         if len(self.buffer) >= self.rows:
             self.flush()
 
@@ -371,31 +355,27 @@ class _Sink:
 
     def __exit__(self, *exc: object) -> None:
         self.flush()  # also on errors: what was scored is kept
-        if self.jsonl:
-            self.jsonl.close()
 
 
 def _stream(
     ray: Any,
-    paths: list[str],
+    units: list[Unit],
     config: dict[str, Any],
     num_workers: int,
     cpus_per_worker: float,
     gpus_per_worker: float,
-    batch_size: int,
     threads: int | None,
+    options: SourceOptions,
 ) -> Iterator[ImageResult]:
-    """Results as the actors finish them (not in input order)."""
+    """Results as the actors finish them (not in input order); one unit per call and per block, so records
+    stream back unit by unit (and a killed run loses only the units in flight)."""
     ray.data.DataContext.get_current().enable_progress_bars = False  # progress goes through on_result
-    # results come back one input block at a time: blocks of about 4 batches keep the stream (and what a
-    # killed run loses) small, while leaving at least 2 blocks per worker
-    batches = -(-len(paths) // batch_size)
-    blocks = min(batches, max(2 * num_workers, -(-batches // 4)))
-    ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
+    rows = [{"unit": json.dumps(dataclasses.asdict(u))} for u in units]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     ds = ds.map_batches(
         _ScoreActor,
-        fn_constructor_args=(config, threads),
-        batch_size=batch_size,
+        fn_constructor_args=(config, threads, dataclasses.asdict(options)),
+        batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=num_workers),
         batch_format="numpy",
         **_resources(cpus_per_worker, gpus_per_worker),

@@ -115,7 +115,9 @@ class Service:
 
     def _score_batch(self, uploads: list[Upload]) -> list[tuple[ImageResult, int]]:
         """Runs in the batcher's thread: one ``score_many`` call for the whole batch."""
-        results = list(self.iqa.score_many([u.image for u in uploads]))
+        from dogiqa.sources import Item
+
+        results = list(self.iqa.score_many([Item(u.name, u.image, u.name) for u in uploads]))  # records named
         for upload, result in zip(uploads, results, strict=True):
             result.path = upload.name
             if result.error:
