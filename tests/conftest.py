@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -109,3 +109,17 @@ def brightness_qwen2vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from dogiqa.testing.sensitive import build_brightness_qwen2vl
 
     return built(tmp_path_factory, "brightness-qwen2vl", build_brightness_qwen2vl)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A local 2-CPU Ray cluster shared by a module's tests (workers import this checkout's src/)."""
+    ray = pytest.importorskip("ray", reason="the Ray runner needs the ray extra: pip install -e .[ray]")
+    from dogiqa.runners.ray import _runtime_env
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=_runtime_env(None, 1))
+    try:
+        yield None
+    finally:
+        ray.shutdown()
