@@ -345,3 +345,58 @@ def test_progress_hears_each_image_once_also_when_it_fails(tmp_path: Path):
     events.clear()
     list(scorer_pipeline(chunk_size=2, staged=False, aggregation="global").score_many(images[:3], progress=hook))
     assert events == [("prepared", 1)] * 2 + [("scored", 2), ("prepared", 1), ("scored", 1)]
+
+
+# -- more settings that must reach the work -----------------------------------------------------------------------
+def test_staged_and_serial_runs_agree_with_a_preparing_backend_and_k_9():
+    from fake_vlm import PreparingFakeVLM
+
+    images = [two_tone(40, 255), grey(230), two_tone(255, 120)]
+    serial = list(scorer_pipeline(levels=9, staged=False, chunk_size=2).score_many(images))
+    vlm = PreparingFakeVLM()
+    staged = list(scorer_pipeline(vlm, levels=9, staged=True, chunk_size=2).score_many(images))
+    assert vlm.prepared and [comparable(r) | {"config": None} for r in staged] == [
+        comparable(r) | {"config": None} for r in serial]  # fmt: skip
+    assert [g.raw for g in staged[0].regions] == ["1", "8"]  # "8" is a level of K = 9
+    assert staged[0].score == pytest.approx(0.5 * 5 + 0.5 * 4.5 + 2 * 9 / 71)  # global t = 8 * 147.5 / 255: "5"
+
+
+def test_a_scorer_without_levels_uses_the_configured_k_in_the_paper_count_term():
+    class Flat:
+        name, higher_is_better, score_range = "flat", True, (1.0, 5.0)
+
+        def score_crops(self, crops):
+            return [CropScore(score=2.0) for _ in crops]
+
+    r = DogIQA(scorer=Flat(), segmenter=HalvesSegmenter(), levels=5).score(grey(50))
+    assert r.config["levels"] == 5 and r.config["readout"] is None and r.config["scorer"] == "flat"
+    assert r.score == pytest.approx(0.5 * 2 + 0.5 * 2 + 2 * 5 / 71)
+
+
+def test_from_config_passes_the_store_and_keep_masks(loader: Loader):
+    store = DictStore()
+    iqa = DogIQA.from_config({"model": "org/vlm", "segmenter": "none"}, cache=store, keep_masks=True)
+    r = iqa.score(grey(120, (40, 30)))
+    assert len(store.data) == 1 and r.masks is not None and r.masks[0].shape == (30, 40) and r.masks[0].all()
+    again = DogIQA.from_config(r.config, cache=store).score(grey(120, (40, 30)))
+    assert loader.vlm.asked == 0 and again.score == r.score and again.masks is None
+
+
+def test_the_same_pixels_under_two_names_are_asked_once_with_a_store(tmp_path: Path):
+    for name in ("a.png", "b.png"):
+        two_tone(40, 200).save(tmp_path / name)
+    vlm = FakeVLM()
+    iqa = DogIQA(scorer=MLLMScorer(vlm, "word", "int", 7, cache=DictStore()), segmenter=HalvesSegmenter())
+    a, b = iqa.score_many([tmp_path / "a.png", tmp_path / "b.png"])
+    assert vlm.asked == 3 and comparable(a) | {"path": "", "key": ""} == comparable(b) | {"path": "", "key": ""}
+
+
+def test_the_file_size_cap_refuses_a_large_file_only(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "noisy.png")
+    grey(90, (8, 8)).save(tmp_path / "small.png")
+    assert (tmp_path / "noisy.png").stat().st_size > 4000 > (tmp_path / "small.png").stat().st_size
+    out = list(scorer_pipeline(aggregation="global", max_file_bytes=4000).score_many(
+        [tmp_path / "noisy.png", tmp_path / "small.png"]))  # fmt: skip
+    assert out[0].score is None and out[0].error.startswith(f"{tmp_path / 'noisy.png'}: loading failed")
+    assert out[1].global_raw == "3" and out[1].error is None
