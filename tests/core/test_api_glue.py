@@ -348,17 +348,25 @@ def test_progress_hears_each_image_once_also_when_it_fails(tmp_path: Path):
 
 
 # -- more settings that must reach the work -----------------------------------------------------------------------
-def test_staged_and_serial_runs_agree_with_a_preparing_backend_and_k_9():
+@pytest.mark.parametrize("readout", ["int", "expected"])
+def test_staged_and_serial_runs_agree_with_a_preparing_backend_and_k_9(readout: str):
     from fake_vlm import PreparingFakeVLM
 
     images = [two_tone(40, 255), grey(230), two_tone(255, 120)]
-    serial = list(scorer_pipeline(levels=9, staged=False, chunk_size=2).score_many(images))
+    serial = list(scorer_pipeline(readout=readout, levels=9, staged=False, chunk_size=2).score_many(images))
     vlm = PreparingFakeVLM()
-    staged = list(scorer_pipeline(vlm, levels=9, staged=True, chunk_size=2).score_many(images))
+    staged = list(scorer_pipeline(vlm, readout=readout, levels=9, staged=True, chunk_size=2).score_many(images))
     assert vlm.prepared and [comparable(r) | {"config": None} for r in staged] == [
         comparable(r) | {"config": None} for r in serial]  # fmt: skip
-    assert [g.raw for g in staged[0].regions] == ["1", "8"]  # "8" is a level of K = 9
-    assert staged[0].score == pytest.approx(0.5 * 5 + 0.5 * 4.5 + 2 * 9 / 71)  # global t = 8 * 147.5 / 255: "5"
+    if readout == "int":
+        assert [g.raw for g in staged[0].regions] == ["1", "8"]  # "8" is a level of K = 9
+        assert staged[0].score == pytest.approx(0.5 * 5 + 0.5 * 4.5 + 2 * 9 / 71)  # global t = 8 * 147.5 / 255
+    else:  # the distribution of each region reaches its record and the uncertainty
+        probs = level_probs(8.0, 9)
+        assert staged[0].regions[1].probs == pytest.approx(probs)
+        assert staged[0].regions[1].variance == pytest.approx(
+            sum(p * (k - expected_level(8.0, 9)) ** 2 for k, p in enumerate(probs, start=1)))  # fmt: skip
+        assert staged[0].uncertainty is not None and staged[0].uncertainty > 0
 
 
 def test_a_scorer_without_levels_uses_the_configured_k_in_the_paper_count_term():
