@@ -408,3 +408,72 @@ def test_the_file_size_cap_refuses_a_large_file_only(tmp_path: Path):
         [tmp_path / "noisy.png", tmp_path / "small.png"]))  # fmt: skip
     assert out[0].score is None and out[0].error.startswith(f"{tmp_path / 'noisy.png'}: loading failed")
     assert out[1].global_raw == "3" and out[1].error is None
+
+
+def test_server_and_mplug_owl3_settings_reach_the_backend_loader(loader: Loader):
+    DogIQA(model="served-vlm", backend="openai", base_url="http://127.0.0.1:9/v1", concurrency=3, max_retries=2)
+    DogIQA(model="org/mplug-owl3-tiny", owl3_mask="fixed")
+    (m1, b1, kw1), (m2, b2, kw2) = loader.calls
+    assert (m1, b1, kw1["base_url"], kw1["concurrency"], kw1["max_retries"]) == (
+        "served-vlm", "openai", "http://127.0.0.1:9/v1", 3, 2)  # fmt: skip
+    assert (m2, b2, kw2["attention_mask"]) == ("org/mplug-owl3-tiny", "auto", "fixed")
+
+
+def test_a_classical_scorer_is_built_with_its_model_device_and_batch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import dogiqa.scorers.clipiqa
+
+    built: list[dict] = []
+
+    class RecordingClip:
+        name, higher_is_better, score_range = "clipiqa", True, (0.0, 1.0)
+
+        def __init__(self, model: str = "hub/clip", device: str = "cpu", batch_size: int = 32):
+            built.append({"model": model, "device": device, "batch_size": batch_size})
+
+        def score_crops(self, crops):
+            return [CropScore(score=0.25) for _ in crops]
+
+    monkeypatch.setattr(dogiqa.scorers.clipiqa, "CLIPIQAScorer", RecordingClip)
+    (tmp_path / "clip").mkdir()
+    r = DogIQA(scorer="clipiqa", scorer_options={"model": str(tmp_path / "clip"), "batch_size": 5}, device="cpu",
+               aggregation="global").score(grey(10))  # fmt: skip
+    assert built == [{"model": str(tmp_path / "clip"), "device": "cpu", "batch_size": 5}]
+    assert r.score == 0.25 and r.config["scorer"] == "clipiqa" and r.config["model"] is None
+
+
+def test_an_aggregation_object_is_used_and_named_in_the_record():
+    from dogiqa.aggregate import Aggregation
+
+    mine = Aggregation("mine", global_weight=1.0, local_weight=2.0, count_weight=0.5)
+    r = scorer_pipeline(aggregation=mine).score(two_tone(40, 200))
+    assert r.config["aggregation"] == "mine" and r.score == pytest.approx(4 + 2 * 3.5 + 0.5 * 2)
+
+
+def test_without_any_score_every_cause_is_named_in_a_fixed_order():
+    class Mixed:
+        """Global view: invalid answer; left half: not scorable; right half: the call failed."""
+
+        name, higher_is_better, score_range = "mixed", True, (1.0, 7.0)
+
+        def score_crops(self, crops):
+            out = []
+            for c in crops:
+                if c.call == "global":
+                    out.append(CropScore(score=None, raw="?", error="answer '?' is not a level", extra={"invalid": True}))
+                elif np.asarray(c.image).mean() < 100:
+                    out.append(CropScore(score=None, error="not scorable: too small"))
+                else:
+                    out.append(CropScore(score=None, error="HTTP 503"))
+            return out
+
+    r = DogIQA(scorer=Mixed(), segmenter=HalvesSegmenter()).score(two_tone(40, 200))
+    assert (r.invalid, r.not_scorable, r.failed_crops) == (1, 1, 1)
+    assert r.error.endswith(": no final score: 1 crop(s) backend/scorer call failed, e.g. HTTP 503; "
+                            "1 crop(s) invalid answer (not a level), e.g. answer '?' is not a level; "
+                            "1 crop(s) not scorable, e.g. not scorable: too small")  # fmt: skip
+    assert [g.error for g in r.regions] == ["not scorable: too small", "HTTP 503"]
+
+
+def test_preset_overrides_are_checked_and_named_as_keywords():
+    with pytest.raises(UsageError, match=r"^levels=: the word standard has 3, 5, 7, 9 levels, not 4"):
+        DogIQA.from_preset("global", model="org/vlm", levels=4)
