@@ -459,7 +459,8 @@ def test_without_any_score_every_cause_is_named_in_a_fixed_order():
             out = []
             for c in crops:
                 if c.call == "global":
-                    out.append(CropScore(score=None, raw="?", error="answer '?' is not a level", extra={"invalid": True}))
+                    bad = "answer '?' is not a level"
+                    out.append(CropScore(score=None, raw="?", error=bad, extra={"invalid": True}))
                 elif np.asarray(c.image).mean() < 100:
                     out.append(CropScore(score=None, error="not scorable: too small"))
                 else:
