@@ -478,3 +478,18 @@ def test_without_any_score_every_cause_is_named_in_a_fixed_order():
 def test_preset_overrides_are_checked_and_named_as_keywords():
     with pytest.raises(UsageError, match=r"^levels=: the word standard has 3, 5, 7, 9 levels, not 4"):
         DogIQA.from_preset("global", model="org/vlm", levels=4)
+
+
+def test_objects_without_a_name_are_recorded_by_their_class_and_preset_aggregation_objects_are_used():
+    from dogiqa.aggregate import Aggregation
+
+    class PlainSplit:
+        def segment(self, image: Image.Image) -> list[np.ndarray]:
+            return HalvesSegmenter().segment(image)
+
+    r = scorer_pipeline(segmenter=PlainSplit()).score(two_tone(40, 200))
+    assert r.config["segmenter"] == "PlainSplit" and len(r.regions) == 2
+    mine = Aggregation("mine", global_weight=0.0, local_weight=1.0)
+    p = DogIQA.from_preset("recommended", scorer=MLLMScorer(FakeVLM(), "word", "int", 7), segmenter=PlainSplit(),
+                           aggregation=mine).score(two_tone(40, 200))  # fmt: skip
+    assert p.config["aggregation"] == "mine" and p.global_score is None and p.score == pytest.approx(3.5)
