@@ -500,3 +500,25 @@ def test_own_options_show_a_kind_not_a_type():
         "Listen",
     )
     assert "PREDICTIONS" in invoke("metrics", "--help").output.split("Usage:")[1].splitlines()[0]
+
+
+def test_show_lists_the_regions_score_records(noisy, tmp_path: Path):
+    """`show` draws and lists the same regions and scores `score` records for the image."""
+    img = tmp_path / "obj.png"
+    arr = np.asarray(Image.open(noisy[0])).copy()
+    arr[20:70, 15:60] = (200, 40, 40)
+    Image.fromarray(arr).save(img)
+    opts = ["--scorer", "piqe", "--segmenter", "felzenszwalb", "--min-area", "300", "--aggregation", "paper"]
+    out = tmp_path / "r.jsonl"
+    assert invoke("score", str(img), *opts, "-o", str(out), "-q").exit_code == 0
+    [rec] = records(out)
+    assert len(rec["regions"]) >= 2
+    res = invoke("show", str(img), *opts, "--out", str(tmp_path / "map.png"), env={"COLUMNS": "150"})
+    assert res.exit_code == 0, res.output
+    rows = [line.replace("│", " ").split() for line in res.output.splitlines() if re.match(r"^│ \d+ ", line)]
+    assert len(rows) == len(rec["regions"])
+    for row, region in zip(rows, rec["regions"], strict=True):
+        assert row[1] == region["kind"] and row[-3] == f"{region['weight']:.0f}" and row[-2] == f"{region['score']:.3f}"
+        assert " ".join(row[2:-3]) == str(tuple(region["box"]))
+    want = f"final {rec['score']:.3f}  global {rec['global_score']:.3f}  local {rec['local_score']:.3f}"
+    assert want in res.output and Image.open(tmp_path / "map.png").size[1] == 96

@@ -285,6 +285,10 @@ def test_standard_files(tmp_path: Path):
     mine = tmp_path / "mine.yaml"
     mine.write_text("levels: []\n")
     assert resolve_config(None, None, {"standard": str(mine), "levels": 4}).prompt.standard == str(mine)
+    for name in ("MINE.YML", "mine.json"):  # any case of .json/.yaml/.yml
+        (tmp_path / name).write_text("{}")
+        assert resolve_config(None, None, {"standard": str(tmp_path / name)}).prompt.standard == str(tmp_path / name)
+    assert str(error({"standard": str(tmp_path / "mine.txt")})).startswith("--standard: unknown value")
     assert "no such standard file" in str(error({"standard": str(tmp_path / "other.json")}))
     assert str(error({"standard": "words"})).startswith("--standard: unknown value 'words'; choose one of: word")
 
