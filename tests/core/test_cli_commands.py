@@ -500,6 +500,9 @@ def test_own_options_show_a_kind_not_a_type():
         "Listen",
     )
     assert "PREDICTIONS" in invoke("metrics", "--help").output.split("Usage:")[1].splitlines()[0]
+    serve_help = invoke("serve", "--help", env={"COLUMNS": "100", "TERMINAL_WIDTH": "100"}).output
+    service = serve_help.split("╭─ Service", 1)[1].split("╰", 1)[0]  # the command's own panel
+    assert all(flag in service for flag in ("--host", "--port", "--token-env", "--max-batch", "--log-level"))
 
 
 def test_show_lists_the_regions_score_records(noisy, tmp_path: Path):
