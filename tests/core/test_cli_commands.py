@@ -271,6 +271,9 @@ def test_score_table_is_cut_after_50_rows(noisy, tmp_path: Path):
     assert f"(the first 50 of 51 images; all in {out})" in text(res)
     no_out = invoke("score", str(folder), *FAST)
     assert "(the first 50 of 51 images)" in text(no_out)
+    (folder / "m50.png").unlink()
+    fifty = invoke("score", str(folder), *FAST)
+    assert "m49.png" in fifty.output and "the first" not in fifty.output  # all shown: nothing to say
 
 
 def test_output_rules(noisy, tmp_path: Path):
@@ -314,10 +317,12 @@ def test_ray_only_options_and_ray_checks(noisy, tmp_path: Path):
 
 def test_score_report_folder(noisy, tmp_path: Path):
     rep = tmp_path / "rep"
-    res = invoke("score", str(noisy[0]), str(noisy[1]), *FAST, "--report", str(rep), "-q")
+    res = invoke("score", str(noisy[0]), str(noisy[1]), *FAST, "--report", str(rep), "-q", "--preset", "qalign")
     assert res.exit_code == 0, res.output
     assert f"report -> {rep}" in text(res)
-    assert len(list(rep.glob("*.png"))) == 2 and (rep / "index.html").is_file()
+    assert len(list(rep.glob("*.png"))) == 2
+    page = (rep / "index.html").read_text()
+    assert "<dt>preset</dt><dd>qalign</dd>" in page  # the page's header names the preset the run started from
 
 
 # -- dogiqa show -------------------------------------------------------------------------------------------------
@@ -525,3 +530,16 @@ def test_show_lists_the_regions_score_records(noisy, tmp_path: Path):
         assert " ".join(row[2:-3]) == str(tuple(region["box"]))
     want = f"final {rec['score']:.3f}  global {rec['global_score']:.3f}  local {rec['local_score']:.3f}"
     assert want in res.output and Image.open(tmp_path / "map.png").size[1] == 96
+
+
+def test_top_level_usage_errors():
+    bare = invoke()
+    assert bare.exit_code == 2 and all(c in bare.output for c in ("score", "eval", "metrics", "presets", "serve"))
+    assert "Exit codes: 0 all scored; 1 some inputs failed (error records); 2 usage error; 3 internal error" in (
+        " ".join(bare.output.split())
+    )
+    for args, message in ((["nope"], "error: No such command 'nope'."), (["score"], "error: Missing argument 'PATH'."),
+                          (["score", "x.png", "--bogus"], "error: No such option: --bogus")):  # fmt: skip
+        res = invoke(*args)
+        assert res.exit_code == 2 and res.output.startswith(message), res.output
+        assert len(res.output.strip().splitlines()) == 1 and "--help)" in res.output

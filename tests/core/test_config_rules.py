@@ -188,6 +188,9 @@ def test_validation_errors_are_translated():
         build_config({"regions": {"crop_modes": "mask"}})
     assert str(exc.value) == "regions.crop_modes: unknown setting; did you mean regions.crop_mode?"
     with pytest.raises(ConfigError) as exc:
+        build_config({"xyzzy": 1})
+    assert str(exc.value) == "xyzzy: unknown setting"  # nothing close: no suggestion
+    with pytest.raises(ConfigError) as exc:
         build_config({"regions": 5})
     assert str(exc.value) == "regions: expected a mapping of settings, got 5"
     with pytest.raises(ConfigError) as exc:
