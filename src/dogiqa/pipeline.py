@@ -26,6 +26,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -80,11 +81,9 @@ class PipelineOptions:
 
 
 def _torch_threads() -> int:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        return 1
-    return max(1, torch.get_num_threads())
+    """torch's intra-op threads; 1 when no torch code has run (a classical scorer: torch is not imported)."""
+    torch = sys.modules.get("torch")
+    return max(1, torch.get_num_threads()) if torch is not None else 1
 
 
 @dataclass
