@@ -526,3 +526,96 @@ def test_probe_skipped_sends_nothing(srv):
     with client(srv, check_server=False) as be:
         be.probe(PROMPT, LEVELS, "expected")
     assert srv.requests == []
+
+
+# -- the documented defaults (README: 5 retries, Retry-After up to 30 s, 120 s retry budget, 8 MiB, 8 in flight)
+def test_default_retries_and_backoff_growth(srv, monkeypatch):
+    slept = record_sleeps(monkeypatch, jitter=1.0)
+    srv.script = [(500, {}, error_body("down"))]
+    with OpenAIServerBackend("m", srv.url, check_server=False) as be:
+        [out] = be.run([IMG], PROMPT, LEVELS)
+    assert len(srv.requests) == 6 and "gave up after 6 attempts" in out.error  # 1 + 5 retries
+    assert all(b == pytest.approx(2 * a) for a, b in zip(slept, slept[1:], strict=False))  # doubling
+    assert len(slept) == 5 and slept[-1] <= 30.0
+
+
+def test_default_retry_after_cap_and_retry_budget(srv, monkeypatch):
+    slept = record_sleeps(monkeypatch)
+    srv.script = [(429, {"Retry-After": "1000"}, error_body("later"))]
+    with OpenAIServerBackend("m", srv.url, check_server=False) as be:
+        [out] = be.run([IMG], PROMPT, LEVELS)
+    # waits of 30 s (not 1000 s); a fourth would start after 120 s
+    assert slept == [30.0, 30.0, 30.0] and len(srv.requests) == 4
+    assert "120 s retry budget" in out.error
+
+
+def test_default_response_cap_is_8_mib(srv):
+    padding = " " * (8 * 2**20)  # a valid answer, just over the cap
+    srv.script = [(200, {}, json.dumps(answer("5")).replace("{", "{" + padding, 1).encode())]
+    with OpenAIServerBackend("m", srv.url, check_server=False, max_retries=0) as be:
+        [out] = be.run([IMG], PROMPT, LEVELS)
+    assert "8388608" in out.error and out.meta["backend_error"] is True
+    srv.script = [(200, {}, json.dumps(answer("5")).replace("{", "{" + padding[:-1024], 1).encode())]
+    with OpenAIServerBackend("m", srv.url, check_server=False, max_retries=0) as be:
+        [out] = be.run([IMG], PROMPT, LEVELS)
+    assert out.error is None and out.text == "5"
+
+
+class _Gathering(_ScriptHandler):
+    """Holds each request until 8 have arrived (at most 5 s), counting the requests in flight."""
+
+    def do_POST(self) -> None:
+        srv = self.server
+        with srv.lock:
+            srv.inflight = getattr(srv, "inflight", 0) + 1
+            srv.max_inflight = max(getattr(srv, "max_inflight", 0), srv.inflight)
+            srv.arrived = getattr(srv, "arrived", 0) + 1
+        end = time.monotonic() + 5
+        while srv.arrived < 8 and time.monotonic() < end:
+            time.sleep(0.01)
+        try:
+            super().do_POST()
+        finally:
+            with srv.lock:
+                srv.inflight -= 1
+
+
+def test_default_concurrency_is_8(srv):
+    srv.RequestHandlerClass = _Gathering
+    with OpenAIServerBackend("m", srv.url, check_server=False) as be:
+        outs = be.run([IMG] * 10, PROMPT, LEVELS)
+    assert all(o.error is None for o in outs)
+    assert srv.max_inflight == 8
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_probe_does_not_retry_a_refused_connection(monkeypatch):
+    slept = record_sleeps(monkeypatch)
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    be = OpenAIServerBackend("m", url, max_retries=3)
+    with pytest.raises(ServerCapabilityError) as info:
+        be.probe(PROMPT, LEVELS, "expected")
+    assert slept == [] and info.value.setting == "--base-url"  # no backoff: the server is not there
+    assert "connection refused (is the server running" in str(info.value)
+
+
+def test_probe_names_a_host_that_does_not_resolve(monkeypatch):
+    record_sleeps(monkeypatch)
+    be = OpenAIServerBackend("m", "http://no-such-host.invalid:8000/v1", max_retries=2, timeout=5.0)
+    with pytest.raises(ServerCapabilityError) as info:
+        be.probe(PROMPT, LEVELS, "expected")
+    assert "the host name does not resolve (DNS)" in str(info.value)
+
+
+def test_during_a_run_a_refused_connection_is_retried_then_a_per_item_error(monkeypatch):
+    slept = record_sleeps(monkeypatch)
+    be = OpenAIServerBackend("m", f"http://127.0.0.1:{closed_port()}/v1", max_retries=2, check_server=False)
+    [out] = be.run([IMG], PROMPT, LEVELS)
+    assert len(slept) == 2 and "gave up after 3 attempts" in out.error and "connection error" in out.error
