@@ -88,9 +88,10 @@ def test_csv_row_puts_each_value_in_its_own_column(tmp_path):
 
 def test_csv_keeps_non_utf8_names_reversible(tmp_path):
     out = tmp_path / "r.csv"
-    write_all(out, [full_record(path=ODD)])
+    write_all(out, [full_record(path=ODD, score=None, error=f"{ODD}: loading failed")])
     [row] = csv_rows(out)
     assert row["path"] == "/imgs/caf\\xe9.png" and row["path_bytes"] == "/imgs/caf%E9.png"
+    assert row["error"] == "/imgs/caf\\xe9.png: loading failed"  # shown, the file stays UTF-8
 
 
 def test_jsonl_line_is_the_full_record_and_flushed_per_write(tmp_path):
@@ -351,8 +352,10 @@ def test_open_writer_by_suffix(tmp_path, name):
     w = open_writer(tmp_path / name)
     assert isinstance(w, ParquetResultWriter)
     w.write(full_record())
+    w.write(full_record(path=ODD, score=1.0))
     w.close()
-    assert pq.read_table(tmp_path / name).column("score").to_pylist() == [3.75]
+    back = [row_to_result(row) for row in pq.read_table(tmp_path / name).to_pylist()]
+    assert [r.to_dict() for r in back] == [full_record().to_dict(), full_record(path=ODD, score=1.0).to_dict()]
     with pytest.raises(ValueError, match="cannot be continued"):
         open_writer(tmp_path / name, append=True)
 
