@@ -312,9 +312,10 @@ def test_parquet_writer_row_groups_schema_and_temp_name(tmp_path):
     for i in range(5):
         cols = {"n": i} if i < 3 else {"n": i, "late": "x"}  # a column first seen in a later group
         w.write(ImageResult(path=f"{i}.png", key=str(i), score=float(i), columns=cols))
-    assert not out.exists() and (out.parent / ".s.parquet.tmp").exists()
+    hidden = [p.name for p in out.parent.iterdir()]  # row groups so far go to a hidden temporary file
+    assert not out.exists() and len(hidden) == 1 and hidden[0].startswith(".s.parquet")
     w.close()
-    assert not (out.parent / ".s.parquet.tmp").exists()
+    assert [p.name for p in out.parent.iterdir()] == ["s.parquet"]  # renamed: nothing left behind
     f = pq.ParquetFile(out)
     assert f.metadata.num_row_groups == 3 and f.metadata.num_rows == 5
     rows = f.read().to_pylist()
