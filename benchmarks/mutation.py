@@ -39,9 +39,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "sinks": (["sinks.py"], [*_CORE, "tests/sources/test_outputs.py", "tests/sources/test_cli_sources.py"]),
     "cli": (["cli/*.py", "config.py"],
             ["tests/core", "tests/eval/test_eval_command.py", "tests/eval/test_metrics.py",
-             "tests/sources/test_cli_sources.py", "tests/serve/test_cli_serve.py", "tests/demo"]),
+             "tests/sources/test_cli_sources.py", "tests/serve/test_cli_serve.py", "tests/eval/test_eval_summary.py"]),
     "openai": (["backends/openai_server.py"],
                ["tests/serve/test_openai_server.py", "tests/serve/test_client_policy.py",
+                "tests/serve/test_openai_contract.py",
                 "tests/serve/test_openai_hardening.py", "tests/serve/test_openai_probe.py",
                 "tests/serve/test_server_options.py", "tests/serve/test_llama_server.py"]),
 }  # fmt: skip

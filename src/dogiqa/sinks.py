@@ -204,17 +204,26 @@ def _pass_array(values: list[Any], types: dict[str, Any], name: str) -> Any:
     import pyarrow as pa
 
     want = types.get(name)
-    try:
-        array = pa.array(values, type=want)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-        array = None
+    array = _typed_array(values, want)
     if array is None or pa.types.is_null(array.type):
         text = [None if v is None else v if isinstance(v, str) else json.dumps(v, default=str) for v in values]
         array = pa.array(text, type=pa.string())
         if want is not None and not pa.types.is_string(want):
-            array = pa.array([None] * len(values), type=want)  # keep the file's schema; the value is lost
+            # keep the file's schema: values that fit it are kept, each misfit value is lost (null)
+            fitting = [v if _typed_array([v], want) is not None else None for v in values]
+            array = pa.array(fitting, type=want)
     types.setdefault(name, array.type)
     return array
+
+
+def _typed_array(values: list[Any], want: Any) -> Any:
+    """``pa.array(values, type=want)``, or None when a value does not fit that type."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, type=want)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return None
 
 
 def write_parquet(path: str | Path, results: list[ImageResult]) -> Path:
