@@ -360,11 +360,11 @@ def test_staged_and_serial_runs_agree_with_a_preparing_backend_and_k_9(readout: 
         comparable(r) | {"config": None} for r in serial]  # fmt: skip
     if readout == "int":
         assert [g.raw for g in staged[0].regions] == ["1", "8"]  # "8" is a level of K = 9
-        assert staged[0].score == pytest.approx(0.5 * 5 + 0.5 * 4.5 + 2 * 9 / 71)  # global t = 8 * 147.5 / 255
+        assert staged[0].score == approx(0.5 * 5 + 0.5 * 4.5 + 2 * 9 / 71)  # global t = 8 * 147.5 / 255
     else:  # the distribution of each region reaches its record and the uncertainty
         probs = level_probs(8.0, 9)
-        assert staged[0].regions[1].probs == pytest.approx(probs)
-        assert staged[0].regions[1].variance == pytest.approx(
+        assert staged[0].regions[1].probs == approx(probs)
+        assert staged[0].regions[1].variance == approx(
             sum(p * (k - expected_level(8.0, 9)) ** 2 for k, p in enumerate(probs, start=1)))  # fmt: skip
         assert staged[0].uncertainty is not None and staged[0].uncertainty > 0
 
@@ -446,7 +446,7 @@ def test_an_aggregation_object_is_used_and_named_in_the_record():
 
     mine = Aggregation("mine", global_weight=1.0, local_weight=2.0, count_weight=0.5)
     r = scorer_pipeline(aggregation=mine).score(two_tone(40, 200))
-    assert r.config["aggregation"] == "mine" and r.score == pytest.approx(4 + 2 * 3.5 + 0.5 * 2)
+    assert r.config["aggregation"] == "mine" and r.score == approx(4 + 2 * 3.5 + 0.5 * 2)
 
 
 def test_without_any_score_every_cause_is_named_in_a_fixed_order():
@@ -492,4 +492,4 @@ def test_objects_without_a_name_are_recorded_by_their_class_and_preset_aggregati
     mine = Aggregation("mine", global_weight=0.0, local_weight=1.0)
     p = DogIQA.from_preset("recommended", scorer=MLLMScorer(FakeVLM(), "word", "int", 7), segmenter=PlainSplit(),
                            aggregation=mine).score(two_tone(40, 200))  # fmt: skip
-    assert p.config["aggregation"] == "mine" and p.global_score is None and p.score == pytest.approx(3.5)
+    assert p.config["aggregation"] == "mine" and p.global_score is None and p.score == approx(3.5)
