@@ -469,7 +469,8 @@ def test_ray_engine_passes_options_and_reports(fake_ray: dict, noisy, tmp_path: 
 
 # -- help: the documented layout -----------------------------------------------------------------------------
 def test_method_panel_as_in_the_readme():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    here = Path(__file__).resolve().parents[2]  # the checkout (mutmut's copy: one level further down)
+    readme = next(d / "README.md" for d in (here, here.parent) if (d / "README.md").is_file()).read_text()
     block = readme.split("╭─ Method ", 1)[1].split("╰", 1)[0]
     documented = [" ".join(line.strip("│ ").split()) for line in block.splitlines()[1:] if line.strip()]
     res = invoke("score", "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
