@@ -111,6 +111,21 @@ def test_metrics_bootstrap_seed_and_rounding(labelled):
     assert two["plcc"] == round(full["plcc"], 2)
 
 
+def test_metrics_bootstrap_defaults(tmp_path: Path):
+    """README: 95 % CIs from --bootstrap 1000 resamples with --seed 0 unless given."""
+    rng = np.random.default_rng(0)
+    mos = rng.uniform(1, 5, 40)
+    (tmp_path / "l.csv").write_text("name,mos\n" + "".join(f"i{i}.jpg,{m}\n" for i, m in enumerate(mos)))
+    preds = tmp_path / "p.json"
+    preds.write_text(json.dumps([{"name": f"i{i}.jpg", "score": float(m + rng.normal(0, 1))} for i, m in
+                                 enumerate(mos)]))  # fmt: skip
+    common = [str(preds), "-d", "generic", "-l", str(tmp_path / "l.csv"), "--decimals", "-1"]
+    default = metrics_json(*common)["ci"]
+    assert default == metrics_json(*common, "--bootstrap", "1000", "--seed", "0")["ci"]
+    assert default != metrics_json(*common, "--bootstrap", "999", "--seed", "0")["ci"]
+    assert default != metrics_json(*common, "--bootstrap", "1000", "--seed", "1")["ci"]
+
+
 def test_metrics_table_and_exit_codes(labelled, tmp_path: Path):
     labels, preds, *_ = labelled
     res = invoke("metrics", str(preds), "-d", "generic", "-l", str(labels), "--bootstrap", "0")
