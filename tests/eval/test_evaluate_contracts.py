@@ -115,6 +115,9 @@ def test_fit_follows_rising_and_falling_curves():
         assert params is not None and len(params) == 4 and all(isinstance(v, float) for v in params)
         assert np.abs(logistic4(x, *params) - y).max() < 0.05
     assert fit_logistic([1, 2, 3], [1, 3, 2]) is None  # fewer than 4 points: no fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert fit_logistic([1, 2, 3, math.nan, 5], [1, 2, 3, 4, 5]) is None  # a failed fit is None, not a crash
     four = np.array([2.0, 4.0, 6.0, 8.0])
     assert plcc_logistic(four, logistic4(four, 90.0, 10.0, 5.0, 1.0)) == pytest.approx(1.0, abs=1e-6)
     assert math.isnan(plcc_logistic([1, 2, 3], [1, 3, 2])) and math.isnan(rmse_logistic([1, 2, 3], [1, 3, 2]))
