@@ -60,7 +60,7 @@ def full_record(path: str = "/imgs/a.png", **over) -> ImageResult:
 
 
 def write_all(path, records, append: bool = False) -> None:
-    with ResultWriter(path, append=append) as w:
+    with ResultWriter(path, append=True) if append else ResultWriter(path) as w:  # the default replaces
         for r in records:
             w.write(r)
 
@@ -307,7 +307,7 @@ def test_pass_through_types_follow_the_first_value():
 
 
 def test_parquet_writer_row_groups_schema_and_temp_name(tmp_path):
-    out = tmp_path / "o" / "s.parquet"
+    out = tmp_path / "o" / "p" / "s.parquet"  # missing folders are created
     w = ParquetResultWriter(out, rows=2)
     for i in range(5):
         cols = {"n": i} if i < 3 else {"n": i, "late": "x"}  # a column first seen in a later group
