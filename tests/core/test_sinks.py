@@ -155,8 +155,10 @@ def test_append_to_a_missing_or_empty_csv_writes_the_header(tmp_path):
 def test_read_records_skips_blank_and_torn_lines(tmp_path):
     out = tmp_path / "r.jsonl"
     good = [full_record(path="a.png"), full_record(path=ODD, score=2.5)]
-    out.write_text("\n" + good[0].to_json() + "\n   \n" + good[1].to_json() + "\n" + '{"path": "c.png", "sc',
-                   encoding="utf-8")  # fmt: skip
+    torn = '{"path": "c.png", "sc'
+    # a torn line mid-file too (a killed run, then more records appended by hand), and a line of the wrong shape
+    lines = ["", good[0].to_json(), torn, "   ", '{"path": "d.png", "regions": 5}', good[1].to_json(), torn]
+    out.write_text("\n".join(lines), encoding="utf-8")
     back = read_records(out)
     assert [r.path for r in back] == ["a.png", ODD] and back[1].score == 2.5
     assert back[0].regions[0].box == (0, 1, 5, 9)  # tuples again
