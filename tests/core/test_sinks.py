@@ -234,6 +234,26 @@ def test_resume_csv_keeps_rows_and_header(tmp_path):
     assert [r["path"] for r in csv_rows(out)][-1] == "b.png" and len(csv_rows(out)) == 4
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_resume_after_a_kill_inside_a_multibyte_character(tmp_path, suffix):
+    out = tmp_path / f"r{suffix}"
+    write_all(out, [full_record(path="a.png"), full_record(path="/imgs/d\u00f6g.png")])
+    data = out.read_bytes()
+    cut = data.rindex("\u00f6".encode()) + 1  # killed between the two bytes of "ö"
+    out.write_bytes(data[:cut])
+    assert prepare_output(out, resume=True) == {"a.png"}
+    out.read_bytes().decode("utf-8")  # the repaired file is valid UTF-8 again
+
+
+def test_resume_csv_with_a_column_added_by_hand(tmp_path):
+    out = tmp_path / "r.csv"
+    out.write_text("path,score,note\r\na.png,1.5,checked\r\nb.png,2.5,\r\n", encoding="utf-8")
+    assert prepare_output(out, resume=True) == {"a.png", "b.png"}
+    with open(out, newline="", encoding="utf-8") as fh:
+        assert next(csv.reader(fh)) == CSV_HEADER  # back to the writer's columns: appended rows line up
+    assert [(r["path"], r["score"]) for r in csv_rows(out)] == [("a.png", "1.5"), ("b.png", "2.5")]
+
+
 def test_resume_csv_keeps_names_with_line_breaks_exact(tmp_path):
     out = tmp_path / "r.csv"
     names = ["cr\rreturn.png", "new\nline.png", "crlf\r\n.png"]
