@@ -199,6 +199,7 @@ def test_resume_jsonl_keeps_first_success_per_name_in_order(tmp_path):
         full_record(path="a.png", score=1.0).to_json(),
         ImageResult(path="b.png", error="b.png: broken").to_json(),
         json.dumps([1, 2]),  # not a record
+        '{"path": "e.png", "sco',  # torn mid-file (an older killed run continued without --resume)
         json.dumps({"score": 3.0}),  # no path
         full_record(path=ODD, score=2.0).to_json(),
         full_record(path="a.png", score=9.0).to_json(),  # a repeat: the first one stays
@@ -208,7 +209,7 @@ def test_resume_jsonl_keeps_first_success_per_name_in_order(tmp_path):
     out.write_text("\n".join(lines), encoding="utf-8")
     assert prepare_output(out, resume=True) == {"a.png", ODD, "b.png"}
     kept = out.read_text(encoding="utf-8")
-    assert kept.endswith("\n") and kept.splitlines() == [lines[0], lines[4], lines[6]]
+    assert kept.endswith("\n") and kept.splitlines() == [lines[0], lines[5], lines[7]]
     assert [(r.path, r.score) for r in read_records(out)] == [("a.png", 1.0), (ODD, 2.0), ("b.png", 4.0)]
 
 
