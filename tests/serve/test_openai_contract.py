@@ -539,6 +539,15 @@ def test_default_retries_and_backoff_growth(srv, monkeypatch):
     assert len(slept) == 5 and slept[-1] <= 30.0
 
 
+def test_default_backoff_grows_to_a_30_s_cap(srv, monkeypatch):
+    slept = record_sleeps(monkeypatch, jitter=1.0)
+    srv.script = [(503, {}, error_body("down"))]
+    with OpenAIServerBackend("m", srv.url, check_server=False, max_retries=9, max_retry_time=1000.0) as be:
+        be.run([IMG], PROMPT, LEVELS)
+    assert len(slept) == 9 and max(slept) == pytest.approx(30.0)
+    assert slept[-3:] == pytest.approx([30.0] * 3) and slept[0] < 1.0  # doubling from well under a second
+
+
 def test_default_retry_after_cap_and_retry_budget(srv, monkeypatch):
     slept = record_sleeps(monkeypatch)
     srv.script = [(429, {"Retry-After": "1000"}, error_body("later"))]
@@ -619,3 +628,41 @@ def test_during_a_run_a_refused_connection_is_retried_then_a_per_item_error(monk
     be = OpenAIServerBackend("m", f"http://127.0.0.1:{closed_port()}/v1", max_retries=2, check_server=False)
     [out] = be.run([IMG], PROMPT, LEVELS)
     assert len(slept) == 2 and "gave up after 3 attempts" in out.error and "connection error" in out.error
+
+
+def test_a_fatal_status_stops_the_rest_of_the_batch(srv):
+    srv.script = [(401, {}, error_body("bad key"))]
+    with client(srv, concurrency=1) as be, pytest.raises(BackendError):
+        be.run([IMG] * 6, PROMPT, LEVELS)
+    assert len(srv.requests) <= 2  # the queued images are cancelled, not sent
+
+
+def test_an_unexpected_failure_is_this_items_error_only(srv):
+    class Odd:
+        size = (10, 10)
+        width = height = 10
+        mode = "RGB"
+
+        def save(self, *a, **k):
+            raise RuntimeError("unexpected")
+
+    with client(srv) as be:
+        bad, good = be.run([Odd(), IMG], PROMPT, LEVELS)  # type: ignore[list-item]
+    assert bad.error.startswith(BACKEND_FAILED) and "RuntimeError: unexpected" in bad.error
+    assert bad.meta["backend_error"] is True and bad.meta["attempts"] == 0 and bad.meta["absent"] == len(LEVELS)
+    assert good.error is None and good.text == "5"
+
+
+def test_a_long_answer_is_truncated(srv):
+    srv.script = [(200, {}, answer("7" * 5000))]
+    out = one(srv)
+    assert out.text.startswith("777") and len(out.text) < 300
+
+
+def test_the_sampled_tokens_bytes_decide_its_text(srv):
+    """llama.cpp and vLLM send ``bytes`` next to ``token``; the bytes are the token's real text."""
+    first = {"token": "\u0120six", "logprob": math.log(0.5), "bytes": list(b" 6"), "top_logprobs": []}
+    payload = {"choices": [{"message": {"content": "6"}, "logprobs": {"content": [first]}}]}
+    srv.script = [(200, {}, payload)]
+    out = one(srv)
+    assert out.logprobs["6"] == pytest.approx(math.log(0.5)) and out.meta["absent"] == 6
