@@ -210,6 +210,17 @@ def test_retryable_statuses(srv, status):
     assert out.error is None and out.text == "3" and len(srv.requests) == 2 and out.meta["attempts"] == 2
 
 
+@pytest.mark.parametrize("status", [401, 403, 404, 408, 500])
+def test_a_status_without_a_body_says_no_reason_was_given(srv, status):
+    srv.script = [(status, {}, b"")]
+    try:
+        out = one(srv, max_retries=0)
+        msg = out.error
+    except BackendError as exc:
+        msg = str(exc)
+    assert f"HTTP {status}" in msg and "no reason given" in msg
+
+
 @pytest.mark.parametrize("status", [401, 403, 404])
 def test_fatal_statuses_stop_the_run(srv, status):
     srv.script = [(status, {}, error_body("nope: who are you"))]
@@ -389,6 +400,8 @@ def test_image_formats_and_sizes():
     assert decode(encode_image(big, 300)).size == (300, 200)  # at the limit: untouched
     assert decode(encode_image(big, None)).size == (300, 200)
     assert decode(encode_image(Image.new("RGB", (1000, 3)), 100)).size == (100, 1)  # never 0 pixels
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        assert decode(encode_image(big, None, fmt)).format == fmt  # the bytes are what the MIME type says
     assert decode(encode_image(Image.new("RGBA", (4, 4)), None, "JPEG")).mode == "RGB"
     assert decode(encode_image(Image.new("L", (4, 4)), None, "PNG")).mode == "L"
     assert decode(encode_image(Image.new("P", (4, 4)), None, "PNG")).mode == "RGB"
@@ -666,3 +679,28 @@ def test_the_sampled_tokens_bytes_decide_its_text(srv):
     srv.script = [(200, {}, payload)]
     out = one(srv)
     assert out.logprobs["6"] == pytest.approx(math.log(0.5)) and out.meta["absent"] == 6
+
+
+def test_probe_honours_retry_after_and_its_budget(srv, monkeypatch):
+    slept = record_sleeps(monkeypatch)
+    srv.script = [(429, {"Retry-After": "2"}, error_body("busy")), (200, {}, answer("3", [("3", -0.1)]))]
+    probe(srv, max_retry_after=10.0)
+    assert slept == [2.0] and len(srv.requests) == 2
+    srv.requests.clear()
+    with pytest.raises(ServerCapabilityError, match="HTTP 429"):
+        probe(srv, max_retry_time=0.0)  # no budget: one request, then the message
+    assert len(srv.requests) == 1
+
+
+def test_probe_rejects_an_answer_without_a_message(srv):
+    srv.script = [(200, {}, {"choices": [{"message": "just text"}]})]
+    with pytest.raises(ServerCapabilityError, match="does not answer like an OpenAI chat-completions") as info:
+        probe(srv, max_retries=1)
+    assert info.value.setting == "--base-url" and len(srv.requests) == 2
+
+
+def test_probe_reports_an_oversized_answer(srv):
+    srv.script = [(200, {}, json.dumps(answer("5")).replace("{", "{" + " " * 4096, 1).encode())]
+    with pytest.raises(ServerCapabilityError, match="cap of 1024 bytes") as info:
+        probe(srv, max_response_bytes=1024, max_retries=3)
+    assert info.value.setting == "--max-response-bytes" and len(srv.requests) == 1
