@@ -42,6 +42,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
              "tests/sources/test_cli_sources.py", "tests/serve/test_cli_serve.py", "tests/eval/test_eval_summary.py"]),
     "openai": (["backends/openai_server.py"],
                ["tests/serve/test_openai_server.py", "tests/serve/test_client_policy.py",
+                "tests/serve/test_openai_contract.py",
                 "tests/serve/test_openai_hardening.py", "tests/serve/test_openai_probe.py",
                 "tests/serve/test_server_options.py", "tests/serve/test_llama_server.py"]),
 }  # fmt: skip

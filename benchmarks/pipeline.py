@@ -2,7 +2,11 @@
 
 (a) one image at a time: load, segment, then one ``generate`` call per crop (``int`` readout, as the authors);
 (b) ``DogIQA`` serial: chunks of images, stages one after another in one thread, crops batched across images;
-(c) ``dogiqa.pipeline.StagedPipeline``: load | segment | preprocess | score overlapping (same chunks as (b)).
+(c) ``dogiqa.pipeline.StagedPipeline``: load | segment | preprocess | score overlapping (same chunks as (b)),
+    with its defaults; for segmenters that hold the GIL (felzenszwalb, slic) also ``staged_procs``: the same
+    with one segmentation worker process per CPU core (``--segment-processes N``).
+The ``cpu bound`` line is the best any overlap can reach on this machine: CPU cores / CPU seconds per image of
+(b) (its process time: all the work, done once). A goal above it needs less work, not more overlap.
 Images are generated phone-photo shapes written to files (decoding is part of the work). Modes are
 interleaved in ``--repeat`` timed rounds after a warm-up round; the table shows the median images/s and the
 load average around the rounds (the machine is shared). Prints figures, asserts nothing.
@@ -30,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHAPES = [(4, 3), (3, 4), (16, 9), (1, 1), (4, 3), (3, 4), (9, 16), (4, 3)]  # phone-photo aspect ratios
-MODES = ("authors", "serial", "staged")
+MODES = ("authors", "serial", "staged", "staged_procs")
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
 
 
@@ -155,12 +160,18 @@ def make_modes(backend: Any, segmenter: Any, args: argparse.Namespace) -> dict[s
         max_in_flight=args.max_in_flight,
     )
     staged = StagedPipeline(iqa, opts)
+    pipes = [staged]
     modes = {
         "authors": lambda paths: serial_run(authors, paths),
         "serial": lambda paths: serial_run(iqa, paths),
         "staged": lambda paths: list(staged.run(paths)),
     }
-    return {"modes": {m: modes[m] for m in args.modes}, "staged": staged, "options": staged.options}
+    if getattr(segmenter, "parallel", "thread") == "process" and not args.segment_processes:
+        procs = StagedPipeline(iqa, replace(opts, segment_processes=os.cpu_count() or 1))
+        pipes.append(procs)
+        modes["staged_procs"] = lambda paths: list(procs.run(paths))
+    chosen = {m: modes[m] for m in args.modes if m in modes}
+    return {"modes": chosen, "pipes": pipes, "options": staged.options}
 
 
 # -- measurement -----------------------------------------------------------------------------------------
@@ -222,16 +233,17 @@ class GpuSampler:
         return round(statistics.mean(self.samples), 1) if self.samples else None
 
 
-def timed(fn: Any, paths: list[Path], cuda: bool) -> tuple[float, list]:
+def timed(fn: Any, paths: list[Path], cuda: bool) -> tuple[float, float, list]:
+    """Wall seconds, CPU seconds of this process (all its threads; not worker processes) and the records."""
     import torch
 
     if cuda:
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn(paths)
     if cuda:
         torch.cuda.synchronize()
-    return time.perf_counter() - start, out
+    return time.perf_counter() - start, time.process_time() - cpu, out
 
 
 def bench_segmenter(name: str, backend: Any, paths: list[Path], args: argparse.Namespace, tmp: Path) -> dict:
@@ -242,6 +254,7 @@ def bench_segmenter(name: str, backend: Any, paths: list[Path], args: argparse.N
     for fn in modes.values():  # warm-up round (kernels, caches, worker start-up)
         fn(paths[: max(2, args.chunk_size)])
     seconds: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
     util: dict[str, list[float]] = {m: [] for m in modes}
     mfu: dict[str, list[float]] = {m: [] for m in modes}
     loads, outputs = [os.getloadavg()[0]], {}
@@ -250,15 +263,17 @@ def bench_segmenter(name: str, backend: Any, paths: list[Path], args: argparse.N
             if counter:
                 counter.reset()
             with GpuSampler() if cuda else _null() as sampler:
-                sec, outputs[mode] = timed(fn, paths, cuda)
+                sec, cpu_s, outputs[mode] = timed(fn, paths, cuda)
             seconds[mode].append(sec)
+            cpu[mode].append(cpu_s)
             print(f"[{name}] {mode}: {len(paths) / sec:.3f} images/s (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
             if cuda and sampler.mean is not None:
                 util[mode].append(sampler.mean)
             if counter and args.peak_flops:
                 mfu[mode].append(100.0 * counter.flops() / sec / args.peak_flops)
         loads.append(os.getloadavg()[0])
-    built["staged"].close()
+    for pipe in built["pipes"]:
+        pipe.close()
     n = len(paths)
     rows = {}
     for mode in modes:
@@ -268,6 +283,7 @@ def bench_segmenter(name: str, backend: Any, paths: list[Path], args: argparse.N
             "images_per_s": round(n / med, 3),
             "s_per_image": round(med / n, 4),
             "runs_s": [round(s, 3) for s in seconds[mode]],
+            "main_process_cpu_s_per_image": round(statistics.median(cpu[mode]) / n, 4),
             "regions_per_image": round(statistics.mean(len(r.regions) for r in recs), 2),
             "failed": sum(not r.ok for r in recs),
             "gpu_util_pct": round(statistics.median(util[mode]), 1) if util[mode] else None,
@@ -275,12 +291,21 @@ def bench_segmenter(name: str, backend: Any, paths: list[Path], args: argparse.N
         }
     out: dict[str, Any] = {"segmenter": name, "images": n, "modes": rows, "load_avg_1min": [round(x, 2) for x in loads]}
     out["options"] = {k: v for k, v in vars(built["options"]).items()}
-    if "serial" in outputs and "staged" in outputs:
-        diffs = [abs(a.score - b.score) for a, b in zip(outputs["serial"], outputs["staged"], strict=True) if a.ok]
+    staged_runs = [outputs[m] for m in ("staged", "staged_procs") if m in outputs]
+    if "serial" in outputs and staged_runs:
+        diffs = [abs(a.score - b.score) for run in staged_runs for a, b in zip(outputs["serial"], run, strict=True)
+                 if a.ok]  # fmt: skip
         out["max_abs_score_diff_serial_staged"] = max(diffs) if diffs else None
-    for mode in ("authors", "serial"):
-        if mode in rows and "staged" in rows:
-            out[f"staged_over_{mode}"] = round(rows["staged"]["images_per_s"] / rows[mode]["images_per_s"], 2)
+    for fast in ("staged", "staged_procs"):
+        for mode in ("authors", "serial"):
+            if mode in rows and fast in rows:
+                out[f"{fast}_over_{mode}"] = round(rows[fast]["images_per_s"] / rows[mode]["images_per_s"], 2)
+    if "serial" in rows and not cuda:  # the serial path does all the work once, in this process
+        cores = os.cpu_count() or 1
+        out["cpu_bound_images_per_s"] = round(cores / rows["serial"]["main_process_cpu_s_per_image"], 2)
+        if "authors" in rows:  # the most (c)/(a) can be here, from CPU seconds (does not depend on the load)
+            cpu_a, cpu_b = (rows[m]["main_process_cpu_s_per_image"] for m in ("authors", "serial"))
+            out["max_staged_over_authors"] = round(cores * cpu_a / cpu_b, 2)
     return out
 
 
@@ -300,13 +325,17 @@ def print_table(report: dict) -> None:
         print(f"\nsegmenter {seg['segmenter']}: {seg['images']} images, long side {report['side']} px; "
               f"load average {seg['load_avg_1min']}; staged options {seg['options']}")  # fmt: skip
         head = ["images/s", "s/image", "regions", "failed", "GPU %", "MFU %"]
-        print(f"{'mode':10s} " + " ".join(f"{h:>{w}s}" for h, w in zip(head, [9, 8, 8, 6, 6, 6], strict=True)))
+        print(f"{'mode':13s} " + " ".join(f"{h:>{w}s}" for h, w in zip(head, [9, 8, 8, 6, 6, 6], strict=True)))
         for mode, r in seg["modes"].items():
             util = "" if r["gpu_util_pct"] is None else f"{r['gpu_util_pct']:.0f}"
             mfu = "" if r["mfu_pct"] is None else f"{r['mfu_pct']:.1f}"
-            print(f"{mode:10s} {r['images_per_s']:9.2f} {r['s_per_image']:8.3f} {r['regions_per_image']:8.2f} "
+            print(f"{mode:13s} {r['images_per_s']:9.2f} {r['s_per_image']:8.3f} {r['regions_per_image']:8.2f} "
                   f"{r['failed']:6d} {util:>6s} {mfu:>6s}")  # fmt: skip
-        ratios = [f"staged/{m} {seg[f'staged_over_{m}']:.2f}x" for m in MODES[:2] if f"staged_over_{m}" in seg]
+        if seg.get("cpu_bound_images_per_s"):
+            print(f"cpu bound (cores / serial CPU s per image): {seg['cpu_bound_images_per_s']:.2f} images/s; "
+                  f"at most {seg.get('max_staged_over_authors', float('nan')):.2f}x the authors' loop")
+        pairs = [(f, m) for f in MODES[2:] for m in MODES[:2] if f"{f}_over_{m}" in seg]
+        ratios = [f"{f}/{m} {seg[f'{f}_over_{m}']:.2f}x" for f, m in pairs]
         if ratios:
             print("speed-up: " + ", ".join(ratios), end="")
         if seg.get("max_abs_score_diff_serial_staged") is not None:

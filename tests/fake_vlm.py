@@ -1,22 +1,25 @@
-"""A pure-Python stand-in for a VLM backend whose answers follow an image's brightness (no model, instant).
+"""The tiny brightness Qwen2-VL (``dogiqa.testing.sensitive``: a real architecture with hand-set weights)
+behind a recorder that notes every call, with optional injected faults.
 
-For a crop of mean brightness ``y`` (mean over R, G, B of value / 255) the model's value is ``t = 8 y``. It
-answers the nearest digit 0..9 (``0`` and ``8``/``9`` are invalid for K = 7) and gives each candidate token
-the log-probability ``-(k - t)**2`` (k: the candidate's level; a word's level is its Q-Align rank), so the
-``expected`` readout is ``expected_level(t, K)`` of ``dogiqa.testing.sensitive``: the same contract as the
-tiny brightness Qwen2-VL, computable by hand, and every call is recorded.
+For a crop of mean brightness ``y`` (mean over R, G, B of value / 255) the model's value is ``t = 8 y``: its
+greedy answer is the nearest digit 0..9 (``0`` and ``8``/``9`` are invalid for K = 7), the level-token
+softmax is ``level_probs(t, K)`` and the ``expected`` readout ``expected_level(t, K)``; the quality words
+(bad .. excellent = 1..5) read ``t * 5 / 8`` the same way. Expected values in the tests come from those
+formulas (hand computation), never from running the model. The model is built once per test process.
 """
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from dogiqa.backends.base import BackendError, Prompt, RawOutput
-
-WORD_LEVEL = {"bad": 1, "poor": 2, "fair": 3, "good": 4, "excellent": 5}
 
 
 def brightness(image: Image.Image) -> float:
@@ -28,14 +31,37 @@ def t_of(value: float) -> float:
     return 8 * value / 255
 
 
-def level_of(candidate: str) -> int:
-    text = candidate.strip()
-    return int(text) if text.isdigit() else WORD_LEVEL[text.lower()]
+def tw_of(value: float) -> float:
+    """The value the quality words (bad .. excellent = 1..5) are read against, for a uniform grey."""
+    return t_of(value) * 5 / 8
+
+
+def approx(expected: Any) -> Any:
+    """``pytest.approx`` at the model's precision: it reproduces the formulas to about 1e-5."""
+    import pytest
+
+    return pytest.approx(expected, abs=1e-4)
+
+
+@functools.cache
+def brightness_backend() -> Any:
+    """The real tiny brightness Qwen2-VL, loaded once (float32, CPU)."""
+    from conftest import MODEL_CACHE
+
+    from dogiqa.backends.transformers_vlm import TransformersVLM
+    from dogiqa.testing.sensitive import build_brightness_qwen2vl
+
+    root = Path(MODEL_CACHE) if MODEL_CACHE else Path(tempfile.mkdtemp(prefix="dogiqa-brightness-"))
+    folder = root / "brightness-qwen2vl-recorded"
+    if not (folder / "config.json").is_file():
+        build_brightness_qwen2vl(folder)
+    return TransformersVLM(str(folder), device="cpu", dtype="float32", prefix_cache=False)
 
 
 class FakeVLM:
-    """The Backend protocol. ``reject``: candidate strings it refuses (not one token); ``error_below``: crops
-    darker than this brightness get a per-crop error output; ``raise_below``: a call with such a crop raises."""
+    """The Backend protocol over the real brightness model, recording each call. Injected faults: ``reject``:
+    candidate strings refused (as if not one token); ``error_below``: crops darker than this brightness get a
+    per-crop error output; ``raise_below``: a call with such a crop raises."""
 
     def __init__(self, model_id: str = "fake/bright-vlm", reject: Sequence[str] = (), error_below: float = -1.0,
                  raise_below: float = -1.0):  # fmt: skip
@@ -43,28 +69,29 @@ class FakeVLM:
         self.error_below, self.raise_below = error_below, raise_below
         self.calls: list[tuple[Prompt, list[float], list[str]]] = []  # (prompt, crop brightnesses, candidates)
         self.checked: list[list[str]] = []
+        self.model = brightness_backend()
 
     def check_candidates(self, candidates: Sequence[str]) -> None:
         self.checked.append(list(candidates))
         bad = [c for c in candidates if c in self.reject]
         if bad:
             raise BackendError(f"{bad[0]!r} is not one token")
+        self.model.check_candidates(candidates)
 
-    def answer(self, image: Image.Image, candidates: Sequence[str]) -> RawOutput:
-        y = brightness(image)
-        if y < self.error_below:
-            return RawOutput(error=f"too dark to answer ({y:.3f})")
-        t = 8 * y
-        text = str(min(9, max(0, int(np.floor(t + 0.5)))))
-        return RawOutput(text=text, logprobs={c: -((level_of(c) - t) ** 2) for c in candidates})
+    def _called(self, ys: list[float], prompt: Prompt, candidates: Sequence[str]) -> None:
+        self.calls.append((prompt, ys, list(candidates)))
+        if any(y < self.raise_below for y in ys):
+            raise RuntimeError("the batch failed")
+
+    def _errors(self, ys: list[float], outs: list[RawOutput]) -> list[RawOutput]:
+        return [RawOutput(error=f"too dark to answer ({y:.3f})") if y < self.error_below else o
+                for y, o in zip(ys, outs, strict=True)]  # fmt: skip
 
     def run(self, images: Sequence[Image.Image], prompt: Prompt, candidates: Sequence[str], want_text: bool = True
             ) -> list[RawOutput]:  # fmt: skip
         ys = [brightness(im) for im in images]
-        self.calls.append((prompt, ys, list(candidates)))
-        if any(y < self.raise_below for y in ys):
-            raise RuntimeError("the batch failed")
-        return [self.answer(im, candidates) for im in images]
+        self._called(ys, prompt, candidates)
+        return self._errors(ys, self.model.run(list(images), prompt, list(candidates), want_text))
 
     @property
     def asked(self) -> int:
@@ -75,18 +102,20 @@ class FakeVLM:
 class PreparingFakeVLM(FakeVLM):
     """The same model with the optional ``prepare``/``run_prepared`` split (the pipeline's CPU half)."""
 
-    def __init__(self, **kw: object):
-        super().__init__(**kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any):
+        super().__init__(**kw)
         self.prepared: list[tuple[Prompt, list[str], bool]] = []
 
     def prepare(self, images: Sequence[Image.Image], prompt: Prompt, candidates: Sequence[str],
                 want_text: bool = True) -> tuple:  # fmt: skip
         self.prepared.append((prompt, list(candidates), want_text))
-        return (list(images), prompt, list(candidates))
+        ys = [brightness(im) for im in images]
+        return ys, prompt, list(candidates), self.model.prepare(list(images), prompt, list(candidates), want_text)
 
     def run_prepared(self, ready: tuple) -> list[RawOutput]:
-        images, prompt, candidates = ready
-        return self.run(images, prompt, candidates)
+        ys, prompt, candidates, prepared = ready
+        self._called(ys, prompt, candidates)
+        return self._errors(ys, self.model.run_prepared(prepared))
 
 
 def grey(value: int, size: tuple[int, int] = (112, 112)) -> Image.Image:

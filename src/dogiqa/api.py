@@ -95,7 +95,7 @@ class DogIQA:
         rt = cfg.runtime
         self.staged = rt.staged is not False
         self.pipeline_options = PipelineOptions(
-            rt.load_workers, rt.segment_workers, rt.segment_processes or 0, rt.max_in_flight
+            rt.load_workers, rt.segment_workers, rt.segment_processes, rt.max_in_flight
         )
         self._pipeline: StagedPipeline | None = None
         self.scorer: Scorer = objects.get("scorer") or _build_scorer(cfg, cache)

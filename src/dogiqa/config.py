@@ -190,7 +190,7 @@ class RuntimeConfig(_Group):
     load_workers: int | None = Field(None, ge=1, le=64, description="image decoding threads (2)")
     segment_workers: int | None = Field(None, ge=1, le=64, description="segmentation threads (auto)")
     segment_processes: int | None = Field(
-        None, ge=0, le=64, description="worker processes for scikit-image segmenters (0: a thread)"
+        None, ge=0, le=64, description="worker processes for scikit-image segmenters (0: a thread; auto)"
     )
     max_in_flight: int | None = Field(None, ge=2, description="images between reading and output at once (auto)")
 

@@ -22,8 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-from scipy import optimize, stats
+import numpy as np  # scipy is imported in the functions that use it: scipy.stats takes ~1 s to import
 
 from dogiqa.datasets.base import LabelledDataset
 from dogiqa.results import path_from_fields
@@ -56,12 +55,14 @@ def _quiet(fn: Callable[[], Any]) -> Any:
 
 def srcc(preds: ArrayLike, target: ArrayLike) -> float:
     """Spearman rank-order correlation (scipy's, ties averaged). NaN for fewer than 2 or constant values."""
+    from scipy import stats
     p, t = _pair(preds, target)
     return float(_quiet(lambda: stats.spearmanr(p, t)[0])) if p.size > 1 else math.nan
 
 
 def plcc(preds: ArrayLike, target: ArrayLike) -> float:
     """Pearson linear correlation on the raw scores (no fit), as the paper reports it."""
+    from scipy import stats
     p, t = _pair(preds, target)
     if p.size < 2 or np.ptp(p) == 0 or np.ptp(t) == 0:
         return math.nan
@@ -70,6 +71,7 @@ def plcc(preds: ArrayLike, target: ArrayLike) -> float:
 
 def krcc(preds: ArrayLike, target: ArrayLike) -> float:
     """Kendall rank correlation (tau-b, scipy's default)."""
+    from scipy import stats
     p, t = _pair(preds, target)
     return float(_quiet(lambda: stats.kendalltau(p, t)[0])) if p.size > 1 else math.nan
 
@@ -87,6 +89,7 @@ def logistic4(x: ArrayLike, b1: float, b2: float, b3: float, b4: float) -> np.nd
 
 def fit_logistic(preds: ArrayLike, target: ArrayLike) -> tuple[float, float, float, float] | None:
     """Least-squares fit of :func:`logistic4` mapping predictions onto the target scale (None if it fails)."""
+    from scipy import optimize, stats
     p, t = _pair(preds, target)
     if p.size < 4 or np.ptp(p) == 0:
         return None
@@ -146,6 +149,7 @@ def bootstrap_ci(
     seed: int = 0,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap confidence intervals (resampling images with replacement, seeded)."""
+    from scipy import stats
     p, t = _pair(preds, target)
     if p.size < 3 or n_boot < 1:
         return {m: (math.nan, math.nan) for m in metrics}

@@ -26,6 +26,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -48,18 +49,21 @@ class PipelineOptions:
 
     ``load_workers``: decoding threads. ``segment_workers``: segmentation threads (default: 1 on CUDA or for
     GIL-bound segmenters, else CPU cores / torch threads, at most 4). ``segment_processes``: worker processes
-    for segmenters that hold the GIL (scikit-image's; ignored for others); 0, the default, runs them in a
-    thread, which still overlaps the model; None: one per CPU core, at most 4 (the CLI's default). Workers
-    are started with ``spawn``, which re-imports the main script: a script that asks for them must guard its
-    entry point with ``if __name__ == "__main__":``.
+    for segmenters that hold the GIL (scikit-image's; ignored for others); 0 runs them in a thread, which
+    still overlaps the model; None (the default) is automatic: one per CPU core (at most 4) on a machine
+    with 2 cores or more, taking over after the first ``processes_after`` images (a short run never pays
+    their start-up), when the program allows worker processes (:func:`allow_worker_processes`: the ``dogiqa``
+    command does), else 0. Workers are started with ``spawn``, which re-imports the main script: a script
+    that asks for them must guard its entry point with ``if __name__ == "__main__":``.
     ``max_in_flight``: images between the source and the output at once (at least two chunks, so that one
     is scored while the next is prepared; default 4 chunks + 2 per worker).
     """
 
     load_workers: int | None = None
     segment_workers: int | None = None
-    segment_processes: int | None = 0
+    segment_processes: int | None = None
     max_in_flight: int | None = None
+    processes_after: int = 32
 
     def resolved(self, segmenter: Any, chunk_size: int) -> PipelineOptions:
         cores = os.cpu_count() or 1
@@ -68,23 +72,34 @@ class PipelineOptions:
         seg_threads = self.segment_workers
         if seg_threads is None:  # CPU torch segmenters: one thread per group of torch threads
             seg_threads = 1 if on_cuda or by_process else max(1, min(4, cores // _torch_threads()))
-        procs = self.segment_processes  # opt-in (None: one per core, at most 4): see the class docstring
-        procs = (min(4, cores) if procs is None else procs) if by_process else 0
+        procs, after = self.segment_processes, 0
+        if procs is None:  # automatic: see the class docstring
+            procs, after = (min(4, cores), self.processes_after) if cores >= 2 and _WORKERS_ALLOWED else (0, 0)
+        procs = procs if by_process else 0
         flight = self.max_in_flight or 4 * chunk_size + 2 * (seg_threads + (self.load_workers or 2))
         return PipelineOptions(
             load_workers=max(1, self.load_workers or 2),
             segment_workers=max(1, seg_threads, procs),
             segment_processes=max(0, procs),
             max_in_flight=max(2 * chunk_size, flight),
+            processes_after=max(0, after) if procs else 0,
         )
 
 
+_WORKERS_ALLOWED = False
+
+
+def allow_worker_processes(allowed: bool = True) -> None:
+    """Let automatic options (``segment_processes=None``) start worker processes in this program. A program
+    whose main script is safe to re-import (guarded entry point) may call it; the ``dogiqa`` command does."""
+    global _WORKERS_ALLOWED
+    _WORKERS_ALLOWED = allowed
+
+
 def _torch_threads() -> int:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        return 1
-    return max(1, torch.get_num_threads())
+    """torch's intra-op threads; 1 when no torch code has run (a classical scorer: torch is not imported)."""
+    torch = sys.modules.get("torch")
+    return max(1, torch.get_num_threads()) if torch is not None else 1
 
 
 @dataclass
@@ -108,6 +123,7 @@ class StagedPipeline:
         self._procs: ProcessPoolExecutor | None = None
         self._streams = threading.local()
         self._lock = threading.Lock()
+        self._segmented = 0  # images segmented by this pipeline (all runs)
 
     # -- public ------------------------------------------------------------------------------------------
     def run(self, sources: Iterable[Source]) -> Iterator[ImageResult]:
@@ -132,10 +148,13 @@ class StagedPipeline:
 
     # -- stage plumbing ----------------------------------------------------------------------------------
     def _segment(self, job: _Job) -> _Job:
-        """The segment stage for one job, on this thread's CUDA stream or in a worker process."""
+        """The segment stage for one job, on this thread's CUDA stream or in a worker process (automatic
+        options: after the first ``processes_after`` images)."""
+        with self._lock:
+            self._segmented += 1
+            by_process = self.options.segment_processes > 0 and self._segmented > self.options.processes_after
         with self._stream():
-            masks_of = self._in_process if self.options.segment_processes else None
-            return self.iqa._segment(job, masks_of)
+            return self.iqa._segment(job, self._in_process if by_process else None)
 
     def _in_process(self, image: Any) -> list[np.ndarray]:
         with self._lock:

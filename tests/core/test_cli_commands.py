@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from dogiqa.cli import app
 from dogiqa.cli.options import PIPELINE
-from dogiqa.config import KEYWORDS, PAPER_MODEL, flag_of
+from dogiqa.config import KEYWORDS, PAPER_MODEL, flag_of, resolve_config
 
 runner = CliRunner()
 FAST = ["--scorer", "niqe", "--segmenter", "none", "--aggregation", "global"]
@@ -271,6 +271,9 @@ def test_score_table_is_cut_after_50_rows(noisy, tmp_path: Path):
     assert f"(the first 50 of 51 images; all in {out})" in text(res)
     no_out = invoke("score", str(folder), *FAST)
     assert "(the first 50 of 51 images)" in text(no_out)
+    (folder / "m50.png").unlink()
+    fifty = invoke("score", str(folder), *FAST)
+    assert "m49.png" in fifty.output and "the first" not in fifty.output  # all shown: nothing to say
 
 
 def test_output_rules(noisy, tmp_path: Path):
@@ -314,10 +317,12 @@ def test_ray_only_options_and_ray_checks(noisy, tmp_path: Path):
 
 def test_score_report_folder(noisy, tmp_path: Path):
     rep = tmp_path / "rep"
-    res = invoke("score", str(noisy[0]), str(noisy[1]), *FAST, "--report", str(rep), "-q")
+    res = invoke("score", str(noisy[0]), str(noisy[1]), *FAST, "--report", str(rep), "-q", "--preset", "qalign")
     assert res.exit_code == 0, res.output
     assert f"report -> {rep}" in text(res)
-    assert len(list(rep.glob("*.png"))) == 2 and (rep / "index.html").is_file()
+    assert len(list(rep.glob("*.png"))) == 2
+    page = (rep / "index.html").read_text()
+    assert "<dt>preset</dt><dd>qalign</dd>" in page  # the page's header names the preset the run started from
 
 
 # -- dogiqa show -------------------------------------------------------------------------------------------------
@@ -407,3 +412,134 @@ def test_device_and_dtype_reach_the_model(brightness_qwen2vl_dir: Path, noisy, t
         probs[dtype] = rec["global_probs"]
     assert probs["auto"] == probs["float32"] and probs["bfloat16"] != probs["float32"]
     assert max(abs(a - b) for a, b in zip(probs["bfloat16"], probs["float32"], strict=True)) > 1e-3
+
+
+# -- score --engine ray: what the runner gets, what the user reads ---------------------------------------------
+@pytest.fixture
+def fake_ray(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """``run_ray`` replaced by a recorder returning the summary the test puts in ``seen["summary"]``."""
+    from dogiqa.runners import ray as ray_runner
+
+    seen: dict = {}
+
+    def run_ray(paths, output, cfg, on_result=None, **options):
+        seen.update(paths=paths, output=output, cfg=cfg, options=options)
+        if "error" in seen:
+            raise ray_runner.RayRunnerError(seen["error"])
+        on_result and on_result(None)
+        return seen["summary"]
+
+    monkeypatch.setattr(ray_runner, "run_ray", run_ray)
+    return seen
+
+
+def test_ray_engine_passes_options_and_reports(fake_ray: dict, noisy, tmp_path: Path):
+    from dogiqa.runners.ray import RaySummary
+
+    out = tmp_path / "parts"
+    fake_ray["summary"] = RaySummary(scored=2, failed=1, invalid_answers=4, seconds=1.25, skipped=3,
+                                     failures=[("a.png", "a.png: loading failed: boom")])  # fmt: skip
+    args = ["score", str(noisy[0]), str(noisy[1]), *FAST, "--min-area", "7", "--engine", "ray", "-o", str(out),
+            "--address", "auto", "--num-workers", "3", "--gpus-per-worker", "0.5", "--jsonl", "--retry-failed",
+            "--keep-columns", "a, b", "-q"]  # fmt: skip
+    res = invoke(*args)
+    assert res.exit_code == 1  # one input failed
+    assert fake_ray["paths"] == [str(noisy[0]), str(noisy[1])] and fake_ray["output"] == out
+    assert fake_ray["cfg"] == resolve_config(None, None, {"scorer": "niqe", "segmenter": "none",
+                                                          "aggregation": "global", "min_area": 7})  # fmt: skip
+    opts = fake_ray["options"]
+    assert {k: opts[k] for k in ("address", "num_workers", "gpus_per_worker", "jsonl", "retry_failed")} == {
+        "address": "auto",
+        "num_workers": 3,
+        "gpus_per_worker": 0.5,
+        "jsonl": True,
+        "retry_failed": True,
+    }
+    assert opts["source_options"].keep_columns == ("a", "b")
+    t = text(res)
+    assert f"2 scored, 1 failed, 3 already done, 4 invalid answers, 1.2 s -> {out}" in t
+    assert "failed a.png: loading failed: boom" in t
+    fake_ray["summary"] = RaySummary(scored=2)
+    res = invoke("score", str(noisy[0]), *FAST, "--engine", "ray", "-o", str(out), "-q")
+    assert res.exit_code == 0 and set(fake_ray["options"]) == {"source_options"}  # only what was given
+    fake_ray["error"] = "cannot reach the cluster at ray://h:10001"
+    res = invoke("score", str(noisy[0]), *FAST, "--engine", "ray", "-o", str(out), "-q")
+    assert res.exit_code == 2 and "error: cannot reach the cluster at ray://h:10001" in res.output
+
+
+# -- help: the documented layout -----------------------------------------------------------------------------
+def test_method_panel_as_in_the_readme():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("╭─ Method ", 1)[1].split("╰", 1)[0]
+    documented = [" ".join(line.strip("│ ").split()) for line in block.splitlines()[1:] if line.strip()]
+    res = invoke("score", "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    panel = res.output.split("╭─ Method ", 1)[1].split("╰", 1)[0]
+    shown = [" ".join(line.strip("│ ").split()) for line in panel.splitlines()[1:] if line.strip()]
+    assert shown == documented
+
+
+def _kinds(command: str) -> dict[str, str]:
+    """``{flag: the word after it}`` in ``command --help`` (a kind such as N, or the help's first word)."""
+    res = invoke(command, "--help", env={"COLUMNS": "100", "TERMINAL_WIDTH": "100"})
+    out = {}
+    for line in res.output.splitlines():
+        words = [w for w in line.strip("│ ").split() if w != "*"]
+        if words and words[0].startswith("--"):
+            rest = [w for w in words[1:] if not re.fullmatch(r"-\w|--no-[\w-]+", w)]
+            out[words[0]] = rest[0] if rest else ""
+    return out
+
+
+def test_own_options_show_a_kind_not_a_type():
+    kinds = _kinds("eval")
+    assert (kinds["--bootstrap"], kinds["--dataset"], kinds["--root"], kinds["--limit"]) == ("N", "NAME", "DIR", "N")
+    assert kinds["--no-plot"] == "No" and kinds["--json"] == "Metrics"  # flags: no kind, straight to the help
+    kinds = _kinds("metrics")
+    assert (kinds["--seed"], kinds["--labels"], kinds["--field"], kinds["--decimals"]) == ("N", "PATH", "TEXT", "N")
+    assert kinds["--lower-is-better"] == "Predictions"
+    kinds = _kinds("serve")
+    assert (kinds["--port"], kinds["--max-wait-ms"], kinds["--host"], kinds["--insecure"]) == (
+        "N",
+        "MS",
+        "ADDR",
+        "Listen",
+    )
+    assert "PREDICTIONS" in invoke("metrics", "--help").output.split("Usage:")[1].splitlines()[0]
+    serve_help = invoke("serve", "--help", env={"COLUMNS": "100", "TERMINAL_WIDTH": "100"}).output
+    service = serve_help.split("╭─ Service", 1)[1].split("╰", 1)[0]  # the command's own panel
+    assert all(flag in service for flag in ("--host", "--port", "--token-env", "--max-batch", "--log-level"))
+
+
+def test_show_lists_the_regions_score_records(noisy, tmp_path: Path):
+    """`show` draws and lists the same regions and scores `score` records for the image."""
+    img = tmp_path / "obj.png"
+    arr = np.asarray(Image.open(noisy[0])).copy()
+    arr[20:70, 15:60] = (200, 40, 40)
+    Image.fromarray(arr).save(img)
+    opts = ["--scorer", "piqe", "--segmenter", "felzenszwalb", "--min-area", "300", "--aggregation", "paper"]
+    out = tmp_path / "r.jsonl"
+    assert invoke("score", str(img), *opts, "-o", str(out), "-q").exit_code == 0
+    [rec] = records(out)
+    assert len(rec["regions"]) >= 2
+    res = invoke("show", str(img), *opts, "--out", str(tmp_path / "map.png"), env={"COLUMNS": "150"})
+    assert res.exit_code == 0, res.output
+    rows = [line.replace("│", " ").split() for line in res.output.splitlines() if re.match(r"^│ \d+ ", line)]
+    assert len(rows) == len(rec["regions"])
+    for row, region in zip(rows, rec["regions"], strict=True):
+        assert row[1] == region["kind"] and row[-3] == f"{region['weight']:.0f}" and row[-2] == f"{region['score']:.3f}"
+        assert " ".join(row[2:-3]) == str(tuple(region["box"]))
+    want = f"final {rec['score']:.3f}  global {rec['global_score']:.3f}  local {rec['local_score']:.3f}"
+    assert want in res.output and Image.open(tmp_path / "map.png").size[1] == 96
+
+
+def test_top_level_usage_errors():
+    bare = invoke()
+    assert bare.exit_code == 2 and all(c in bare.output for c in ("score", "eval", "metrics", "presets", "serve"))
+    assert "Exit codes: 0 all scored; 1 some inputs failed (error records); 2 usage error; 3 internal error" in (
+        " ".join(bare.output.split())
+    )
+    for args, message in ((["nope"], "error: No such command 'nope'."), (["score"], "error: Missing argument 'PATH'."),
+                          (["score", "x.png", "--bogus"], "error: No such option: --bogus")):  # fmt: skip
+        res = invoke(*args)
+        assert res.exit_code == 2 and res.output.startswith(message), res.output
+        assert len(res.output.strip().splitlines()) == 1 and "--help)" in res.output

@@ -154,3 +154,29 @@ def test_exit_codes_are_in_help():
         res = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "80"})
         text = " ".join(res.output.split())
         assert res.exit_code == 0 and "Exit codes: 0" in text and "3 internal error" in text
+
+
+def test_resuming_a_finished_output_loads_no_model(tmp_path, tiny_qwen2vl_dir):
+    """Nothing left to score: no model is built (a broken one does not matter) and the output is untouched;
+    one new image: the model is needed, and its load failure is a usage error (exit 2) with the output kept."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_qwen2vl_dir, model)
+    _images(tmp_path / "imgs", 2)
+    out = tmp_path / "s.jsonl"
+    args = ["score", str(tmp_path / "imgs"), "-o", str(out), "--model", str(model), "--segmenter", "none",
+            "--aggregation", "global", "-q"]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
+    before = out.read_bytes()
+    for weights in model.glob("*.safetensors"):
+        weights.write_bytes(b"not a safetensors file")
+    res = CliRunner().invoke(app, [*args, "--resume"])
+    assert res.exit_code == 0, res.output
+    assert "0 scored" in res.output and "2 already done (resumed)" in " ".join(res.output.split())
+    assert out.read_bytes() == before
+    _images(tmp_path / "more", 3)
+    shutil.copy(tmp_path / "more" / "img02.png", tmp_path / "imgs" / "img02.png")
+    res = CliRunner().invoke(app, [*args, "--resume"])
+    assert res.exit_code == 2 and "cannot build the pipeline" in " ".join(res.output.split())
+    assert out.read_bytes() == before

@@ -188,6 +188,9 @@ def test_validation_errors_are_translated():
         build_config({"regions": {"crop_modes": "mask"}})
     assert str(exc.value) == "regions.crop_modes: unknown setting; did you mean regions.crop_mode?"
     with pytest.raises(ConfigError) as exc:
+        build_config({"xyzzy": 1})
+    assert str(exc.value) == "xyzzy: unknown setting"  # nothing close: no suggestion
+    with pytest.raises(ConfigError) as exc:
         build_config({"regions": 5})
     assert str(exc.value) == "regions: expected a mapping of settings, got 5"
     with pytest.raises(ConfigError) as exc:
@@ -285,6 +288,10 @@ def test_standard_files(tmp_path: Path):
     mine = tmp_path / "mine.yaml"
     mine.write_text("levels: []\n")
     assert resolve_config(None, None, {"standard": str(mine), "levels": 4}).prompt.standard == str(mine)
+    for name in ("MINE.YML", "mine.json"):  # any case of .json/.yaml/.yml
+        (tmp_path / name).write_text("{}")
+        assert resolve_config(None, None, {"standard": str(tmp_path / name)}).prompt.standard == str(tmp_path / name)
+    assert str(error({"standard": str(tmp_path / "mine.txt")})).startswith("--standard: unknown value")
     assert "no such standard file" in str(error({"standard": str(tmp_path / "other.json")}))
     assert str(error({"standard": "words"})).startswith("--standard: unknown value 'words'; choose one of: word")
 

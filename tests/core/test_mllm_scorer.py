@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from fake_vlm import DictStore, FakeVLM, PreparingFakeVLM, grey, t_of
+from fake_vlm import DictStore, FakeVLM, PreparingFakeVLM, approx, grey, t_of, tw_of
 
 from dogiqa.backends.base import BackendError, Prompt
 from dogiqa.scorers.base import Crop
@@ -36,7 +36,7 @@ def test_same_prompt_for_both_calls_is_one_backend_call_in_input_order():
     scores = MLLMScorer(vlm, "word", "int", 7).score_crops(crops_of(*MIXED))
     assert [s.raw for s in scores] == ["1", "6", "4"] and [s.score for s in scores] == [1.0, 6.0, 4.0]
     [(prompt, ys, cands)] = vlm.calls
-    assert ys == pytest.approx([40 / 255, 200 / 255, 120 / 255]) and cands == [str(k) for k in range(1, 8)]
+    assert ys == approx([40 / 255, 200 / 255, 120 / 255]) and cands == [str(k) for k in range(1, 8)]
     assert prompt.before_image.startswith(" You are a helpful assistant") and prompt.before_image.endswith("\n")
     assert "7: Perfect!" in prompt.before_image and "8: " not in prompt.before_image
     assert prompt.after_image == "\n" + QUERY  # no indentation without the paper's whitespace
@@ -48,8 +48,8 @@ def test_paper_whitespace_asks_global_and_local_crops_with_their_own_prompts():
     assert [s.raw for s in scores] == ["1", "6", "4"]  # still in input order
     by_call = {p.after_image: ys for p, ys, _ in vlm.calls}
     assert by_call == {
-        "\n" + " " * 20 + QUERY: pytest.approx([200 / 255]),  # the global view: the authors' 20 spaces
-        "\n" + " " * 24 + QUERY: pytest.approx([40 / 255, 120 / 255]),  # region crops: 24 spaces
+        "\n" + " " * 20 + QUERY: approx([200 / 255]),  # the global view: the authors' 20 spaces
+        "\n" + " " * 24 + QUERY: approx([40 / 255, 120 / 255]),  # region crops: 24 spaces
     }
     for p, _, _ in vlm.calls:
         assert p.before_image.endswith("\n" + " " * indent(p))
@@ -84,9 +84,9 @@ def test_expected_readout_reads_the_level_token_distribution():
     t = t_of(100)
     probs = level_probs(t, 5)
     mean = expected_level(t, 5)
-    assert s.score == pytest.approx(mean) and s.probs == pytest.approx(probs)
-    assert s.variance == pytest.approx(sum(p * (k - mean) ** 2 for k, p in enumerate(probs, start=1)))
-    assert s.entropy == pytest.approx(-sum(p * math.log(p) for p in probs))
+    assert s.score == approx(mean) and s.probs == approx(probs)
+    assert s.variance == approx(sum(p * (k - mean) ** 2 for k, p in enumerate(probs, start=1)))
+    assert s.entropy == approx(-sum(p * math.log(p) for p in probs))
 
 
 def test_qalign_uses_its_own_prompt_words_and_five_levels():
@@ -98,7 +98,7 @@ def test_qalign_uses_its_own_prompt_words_and_five_levels():
     assert cands == [" bad", " poor", " fair", " good", " excellent"]  # level order 1..5, with a leading space
     assert prompt == Prompt("How would you rate the quality of this image?\n", "",
                             answer_prefix="The quality of the image is")  # fmt: skip
-    assert s.score == pytest.approx(expected_level(t_of(80), 5))
+    assert s.score == approx(expected_level(tw_of(80), 5))
 
 
 def test_qalign_without_space_tokens_falls_back_and_moves_the_space_into_the_prefix():
@@ -116,9 +116,9 @@ def test_qbench_is_the_probability_of_good():
     scorer = MLLMScorer(vlm, "word", "qbench")
     assert scorer.levels == 2 and scorer.score_range == (0.0, 1.0)
     [s] = scorer.score_crops(crops_of((120, "x", "global")))
-    t = t_of(120)
+    t = tw_of(120)
     poor, good = math.exp(-((2 - t) ** 2)), math.exp(-((4 - t) ** 2))
-    assert vlm.calls[0][2] == [" poor", " good"] and s.score == pytest.approx(good / (poor + good))
+    assert vlm.calls[0][2] == [" poor", " good"] and s.score == approx(good / (poor + good))
     assert "Rate the quality of the image." in vlm.calls[0][0].after_image
 
 
@@ -193,13 +193,13 @@ def test_prepared_scoring_equals_direct_scoring_and_skips_stored_answers():
     assert all(cands == [str(k) for k in range(1, 8)] and want for _, cands, want in vlm.prepared)
     assert sorted(indent(p) for p, _, _ in vlm.prepared) == [20, 24]
     staged = scorer.score_prepared(plan)
-    assert [s.score for s in staged] == pytest.approx([s.score for s in direct])
-    assert [s.variance for s in staged] == pytest.approx([s.variance for s in direct])
+    assert [s.score for s in staged] == approx([s.score for s in direct])
+    assert [s.variance for s in staged] == approx([s.variance for s in direct])
     plan = scorer.prepare_crops(crops_of(*MIXED, (250, "new", "local")))
     assert sorted(len(ys) for _, ys, _ in vlm.calls) == [1, 2]
     again = scorer.score_prepared(plan)
     assert len(vlm.calls) == 3 and len(vlm.calls[2][1]) == 1  # only the new crop is asked
-    assert [s.score for s in again[:3]] == pytest.approx([s.score for s in direct])
+    assert [s.score for s in again[:3]] == approx([s.score for s in direct])
 
 
 def test_a_backend_without_prepare_is_run_on_the_plan():

@@ -74,3 +74,33 @@ def test_prepare_then_run_prepared_equals_run(scorer):
     for a, b in zip(direct, split, strict=True):
         assert a.text == b.text and a.error is None and b.error is None
         assert list(b.logprobs.values()) == pytest.approx(list(a.logprobs.values()), abs=1e-6)
+
+
+def test_automatic_worker_processes_take_over_after_the_first_images(scorer, photos, monkeypatch):
+    """segment_processes=None (the default): threads only, unless the program allows worker processes (the
+    dogiqa command); then they start once ``processes_after`` images are segmented. Scores never change."""
+    import multiprocessing
+    import os
+
+    from dogiqa import pipeline
+    from dogiqa.segmenters.classical import FelzenszwalbSegmenter
+
+    seg = FelzenszwalbSegmenter(scale=100, min_size_fraction=0.05)
+    iqa = DogIQA(scorer=scorer, segmenter=seg, aggregation="paper", min_area=200, chunk_size=2, staged=False)
+    serial = list(iqa.score_many(photos))
+
+    def run(after: int) -> tuple[list, set]:
+        before = set(multiprocessing.active_children())
+        with StagedPipeline(iqa, PipelineOptions(processes_after=after)) as pipe:
+            out = list(pipe.run(photos))
+            return out, set(multiprocessing.active_children()) - before
+
+    monkeypatch.setattr(pipeline, "_WORKERS_ALLOWED", False)
+    out, started = run(after=2)
+    assert_same(serial, out) and not started
+    pipeline.allow_worker_processes()
+    out, started = run(after=100)  # fewer images than that: never worth starting them
+    assert_same(serial, out) and not started
+    out, started = run(after=2)
+    assert_same(serial, out)
+    assert bool(started) == ((os.cpu_count() or 1) >= 2)

@@ -3,6 +3,7 @@ every stage, a bounded number of images in flight. Instrumented, never timed."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -183,10 +184,21 @@ def test_an_early_stop_ends_the_threads_and_a_failing_source_is_raised():
 
 
 def test_options_pick_processes_for_gil_bound_segmenters_only_when_asked():
+    from dogiqa import pipeline
     from dogiqa.segmenters.classical import FelzenszwalbSegmenter
 
+    assert PipelineOptions(segment_processes=0).resolved(FelzenszwalbSegmenter(), 8).segment_processes == 0
+    pipeline.allow_worker_processes(False)  # automatic (None): only where the program allows them
     assert PipelineOptions().resolved(FelzenszwalbSegmenter(), 8).segment_processes == 0
-    assert PipelineOptions(segment_processes=None).resolved(FelzenszwalbSegmenter(), 8).segment_processes >= 1
-    assert PipelineOptions(segment_processes=None).resolved(LeftHalf(), 8).segment_processes == 0  # GIL-free
+    pipeline.allow_worker_processes()
+    try:
+        auto = PipelineOptions(processes_after=5).resolved(FelzenszwalbSegmenter(), 8)
+        cores = os.cpu_count() or 1
+        assert auto.segment_processes == (min(4, cores) if cores >= 2 else 0)
+        assert auto.processes_after == (5 if cores >= 2 else 0)
+        assert PipelineOptions().resolved(LeftHalf(), 8).segment_processes == 0  # GIL-free
+    finally:
+        pipeline.allow_worker_processes(False)
+    assert PipelineOptions(segment_processes=1).resolved(FelzenszwalbSegmenter(), 8).processes_after == 0
     opts = PipelineOptions(segment_processes=2, max_in_flight=3).resolved(FelzenszwalbSegmenter(), 8)
     assert opts.segment_processes == 2 and opts.segment_workers >= 2 and opts.max_in_flight == 16

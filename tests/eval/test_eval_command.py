@@ -231,3 +231,46 @@ def test_lower_is_better_scorer_is_negated_and_gets_its_own_row(koniq_root: Path
     assert report["srcc"] == pytest.approx(expected, abs=1e-4)
     table = (out / "table.md").read_text()
     assert "| piqe-global |" in table and "negated score" in table
+
+
+def test_finished_run_asked_again_reuses_its_metrics(koniq_root: Path, tmp_path: Path) -> None:
+    """The same finished eval again: the saved metrics come back and no output file is rewritten; any change
+    the numbers depend on (an option, a label, an image, the records file) computes them again."""
+    root = tmp_path / "koniq10k"
+    root.mkdir()
+    (root / "1024x768").symlink_to(koniq_root / "1024x768")
+    labels = (koniq_root / "koniq10k_scores_and_distributions.csv").read_text()
+    (root / "koniq10k_scores_and_distributions.csv").write_text(labels)
+    out = tmp_path / "out"
+    args = ["-d", "koniq", "--root", str(root), "-o", str(out), "--scorer", "piqe", "--aggregation", "global"]
+    metrics = out / "metrics-koniq-piqe-global.json"
+    records = out / "records-koniq-piqe-global.jsonl"
+    first = _eval(args)
+    stamps = {p: p.stat().st_mtime_ns for p in (metrics, records)}
+    again = _eval(args)
+    assert again["reused"] is True and again["resumed"] == N_IMAGES and again["scored"] == 0
+    same = ("srcc", "plcc", "krcc", "ci", "plcc_logistic", "rmse_logistic")
+    assert {k: again[k] for k in same} == {k: first[k] for k in same}
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing rewritten
+    assert "reused" not in json.loads(metrics.read_text())  # the file describes the run that computed it
+
+    other = _eval([*args, "--missing", "paper"])  # another option the metrics depend on: computed
+    assert "reused" not in other and other["resumed"] == N_IMAGES and other["missing_policy"] == "paper"
+    fewer = CliRunner().invoke(_app(), ["eval", *args, "--json", "-q", "--bootstrap", "20"])
+    assert fewer.exit_code == 0 and '"reused"' not in fewer.stdout  # another bootstrap count
+    assert json.loads(fewer.stdout.strip().splitlines()[-1])["bootstrap"]["n"] == 20
+    assert _eval(args).get("reused") is None  # back to 50 resamples: metrics-*.json now holds 20, recomputed
+
+    # a changed label: recomputed, and the new label is used
+    rows = labels.splitlines()
+    rows[1] = rows[1].replace("4.5,", "1.0,")
+    (root / "koniq10k_scores_and_distributions.csv").write_text("\n".join(rows) + "\n")
+    changed = _eval(args)
+    assert changed.get("reused") is None and changed["srcc"] != first["srcc"]
+    assert _eval(args)["reused"] is True
+    # a truncated records file: recomputed and rewritten whole
+    records.write_text(records.read_text().splitlines()[0] + "\n")
+    assert _eval(args).get("reused") is None and len(records.read_text().splitlines()) == N_IMAGES
+    # --no-resume always computes
+    result = CliRunner().invoke(_app(), ["eval", *args, "--json", "-q", "--bootstrap", "50", "--no-resume"])
+    assert result.exit_code == 0 and json.loads(result.stdout.strip().splitlines()[-1])["scored"] == N_IMAGES

@@ -31,6 +31,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i, name in enumerate(MOS):
         ramp = np.linspace(30, 220, 96)[None, :, None] * np.ones((96, 1, 3))
         arr = np.clip(ramp + rng.normal(0, 4 + 20 * i, (96, 96, 3)), 0, 255).astype(np.uint8)
+        arr[20:70, 15:60] = (200, 40, 40)  # an object for the segmenter
         Image.fromarray(arr).save(folder / name)
     (folder / "labels.csv").write_text("name,mos\n" + "".join(f"{k},{v}\n" for k, v in MOS.items()))
     return folder
@@ -163,3 +164,24 @@ def test_reaggregate_needs_no_root(root: Path, tmp_path: Path):
     report = json.loads(res.stdout.splitlines()[-1])
     assert report["n"] == 4 and report["failed"] == 0
     assert scores(out / "records-generic-niqe-global.jsonl") == pytest.approx(before)  # from the cache alone
+
+
+def test_c_max_reaches_the_aggregation(root: Path, tmp_path: Path):
+    """The paper formula's count term N * K / c_max: --c-max 10 moves each final score by N * 7 * (1/10 - 1/71)."""
+    regions = ["--scorer", "piqe", "--segmenter", "felzenszwalb", "--min-area", "300", "--aggregation", "paper"]
+
+    def final(out: str, *extra: str) -> dict[str, dict]:
+        args = ["eval", "-d", "generic", "--root", str(root), "-o", str(tmp_path / out), "-q", "--no-plot",
+                "--bootstrap", "0", *regions, *extra]  # fmt: skip
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        files = list((tmp_path / out).glob("records-*.jsonl"))
+        return {Path(r["path"]).name: r for r in map(json.loads, files[0].read_text().splitlines())}
+
+    default, ten = final("a"), final("b", "--c-max", "10")
+    counts = [len(r["regions"]) for r in default.values()]
+    assert max(counts) >= 2
+    for name, rec in default.items():
+        n = len(rec["regions"])
+        assert abs(ten[name]["score"] - rec["score"]) == pytest.approx(n * 7 * (1 / 10 - 1 / 71), abs=1e-9)
+        assert ten[name]["global_score"] == rec["global_score"]

@@ -300,6 +300,18 @@ class TransformersVLM:
             out[key] = val
         return out
 
+    def _image_tokens(self, images: Sequence[Image.Image]) -> list[int] | None:
+        """The processor's image-token count of every image in one call (its per-call overhead dominates
+        for small crops); None when the processor has no such helper or refuses one of the sizes."""
+        if not images:
+            return None
+        try:
+            data = self.processor._get_num_multimodal_tokens(image_sizes=[(im.height, im.width) for im in images])
+            counts = [int(n) for n in data["num_image_tokens"]]
+        except Exception:
+            return None
+        return counts if len(counts) == len(images) else None
+
     def _estimate_tokens(self, text_tokens: int, image: Image.Image) -> int:
         """Sequence length of one item: prompt tokens + the processor's count of image tokens."""
         try:
@@ -355,9 +367,11 @@ class TransformersVLM:
             text_tokens = len(self.tokenizer.encode(text, add_special_tokens=False))
         results: list[RawOutput | None] = [None] * len(images)
         items = []
+        known = self._image_tokens(images)  # one processor call for all sizes (None: ask per image)
         for i, image in enumerate(images):
             try:
-                items.append(_Item(i, image, self._estimate_tokens(text_tokens, image)))
+                tokens = text_tokens + known[i] if known else self._estimate_tokens(text_tokens, image)
+                items.append(_Item(i, image, tokens))
             except Exception as exc:
                 results[i] = RawOutput(
                     error=f"the model's processor refused the {image.width}x{image.height} crop "

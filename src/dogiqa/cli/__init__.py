@@ -27,6 +27,15 @@ class _Group(TyperGroup):
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True,
              **extra: Any) -> Any:  # fmt: skip
+        from dogiqa.pipeline import allow_worker_processes
+
+        allow_worker_processes()  # the command is the program: --segment-processes may default to automatic
+        try:
+            return self._run(args, prog_name, complete_var, standalone_mode, **extra)
+        finally:
+            allow_worker_processes(False)  # an in-process caller (a test, a notebook) gets its default back
+
+    def _run(self, args: Any, prog_name: Any, complete_var: Any, standalone_mode: bool, **extra: Any) -> Any:
         try:
             with internal_errors(lambda m: typer.echo(m, err=True), passthrough=_PASSTHROUGH):  # a bug: exit 3
                 rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)

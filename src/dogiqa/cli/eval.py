@@ -101,8 +101,22 @@ def eval_command(
     except CacheError as exc:
         raise UsageError(str(exc)) from None
     tag = ev.slug(f"{ds.name}-{label}")
+    records_path = output_dir / f"records-{tag}.jsonl"
     try:
-        if reaggregate_only:
+        run, hashes, digest = None, None, None
+        if not reaggregate_only:  # an identical finished run asked again: its saved metrics (nothing recomputed)
+            hashes = cache.file_hashes([it.path for it in ds.items])  # unchanged files are not read again
+            digest = ev.fingerprint(
+                ds, hashes, request, aggregation=agg_name, c_max=c_max, c_max_from_data=c_max_from_data,
+                missing=missing, bootstrap=bootstrap, method=label, cache=str(cache.path),
+            )  # fmt: skip
+            if resume:
+                plot_path = None if no_plot else output_dir / f"scatter-{tag}.png"
+                metrics_path = output_dir / f"metrics-{tag}.json"
+                run = ev.reuse_finished(ds, cache, request, hashes, digest, records_path, metrics_path, plot_path)
+        if run is not None:
+            pass
+        elif reaggregate_only:
             run = ev.reaggregate(ds, cache, request, agg_name, c_max)
             ev.write_records(output_dir / f"records-{tag}.jsonl", run.records)
         else:
@@ -117,18 +131,19 @@ def eval_command(
                     request,
                     resume=resume,
                     aggregation=get_aggregation(agg_name).with_weights(c_max=c_max),
-                    records_path=output_dir / f"records-{tag}.jsonl",
+                    records_path=records_path,
                     progress=bar,
+                    hashes=hashes,
                 )
-        run.files["records"] = output_dir / f"records-{tag}.jsonl"
-        if c_max_from_data:
+        run.files["records"] = records_path
+        if c_max_from_data and not run.reused:
             from dogiqa.aggregate import get_aggregation
 
             meta = cache.run_config(run_key(request, exclude=ev.NOT_IN_RUN_KEY)) or {}
             used = ev.data_c_max(run, get_aggregation(agg_name), meta)
             ev.write_records(run.files["records"], run.records)
             console.print(f"c_max from the data: {used}")
-        ev.summarize(run, ds, output_dir, label, missing=missing, n_boot=bootstrap, plot=not no_plot)
+        ev.summarize(run, ds, output_dir, label, missing=missing, n_boot=bootstrap, plot=not no_plot, digest=digest)
     except DatasetError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -138,6 +153,8 @@ def eval_command(
         f"{ds.name} ({label}): SRCC {_f(r.get('srcc'))}  PLCC {_f(r.get('plcc'))}  n={r['n']}  "
         f"missing={r['missing']}  resumed={run.resumed} scored={run.scored} failed={run.failed}"
     )
+    if run.reused:
+        console.print("  finished earlier with the same options, images and labels: saved metrics reused")
     if r.get("reason"):
         console.print(f"  SRCC/PLCC undefined: {esc(str(r['reason']))}", highlight=False)
     for kind, path in run.files.items():

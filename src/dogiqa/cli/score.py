@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -166,15 +167,14 @@ def _score_local(
     skipped: list[tuple[Path, str]] = []
     items = open_sources(paths, options, skipped)
     sources = list(items) if loose else items  # loose files are counted for the progress bar; collections stream
-    iqa = load_pipeline(cfg, keep_masks=report is not None)
     writer = None
     if report is not None:
         from dogiqa.report.html import ReportWriter
 
         writer = ReportWriter(
             report,
-            max_pixels=iqa.max_pixels,
-            max_file_bytes=iqa.max_file_bytes,
+            max_pixels=cfg.runtime.max_pixels,
+            max_file_bytes=cfg.runtime.max_file_bytes,
             config={"preset": cfg.preset} if cfg.preset else None,
         )
     table = Table("image", "score", "global", "regions", "invalid", "error")
@@ -189,7 +189,8 @@ def _score_local(
                 writer.add(r)  # quality map PNG with the true mask shapes
                 r.masks = None  # never hold every image's masks
 
-        summary = run_local(iqa, sources, output, on_result=on_result, progress=bar, **output_mode)
+        build = partial(load_pipeline, cfg, keep_masks=report is not None)  # only if anything is left to score
+        summary = run_local(build, sources, output, on_result=on_result, progress=bar, **output_mode)
     summary.skipped = [(str(p), why) for p, why in skipped]
     if not quiet:
         console.print(table)

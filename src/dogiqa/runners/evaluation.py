@@ -14,10 +14,16 @@ options that cannot change a region's score: aggregation, c_max, device, batch a
 restarts where it stopped; a partly scored batch reuses the raw outputs already cached.
 Re-aggregation (``--reaggregate --aggregation code``) recomputes final scores from the cached records
 alone: no model, no images needed.
+
+A finished run asked again (same options, same images, same labels) is not recomputed: the metrics file
+carries a fingerprint of everything its numbers depend on (:func:`fingerprint`) and the size of the records
+file written with it; when both still hold and every image is finished in the cache, :func:`reuse_finished`
+returns the saved report without reading a record (no re-aggregation, no bootstrap, no rewrite).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -61,6 +67,7 @@ class EvalRun:
     scored: int = 0
     failed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False  # the saved metrics of an identical finished run (nothing recomputed)
 
 
 def subset(ds: LabelledDataset, limit: int | None) -> LabelledDataset:
@@ -87,6 +94,7 @@ def run_eval(
     on_progress: Callable[[int, int], None] | None = None,
     records_path: Path | None = None,
     progress: ProgressHook | None = None,
+    hashes: list[str | None] | None = None,
 ) -> EvalRun:
     """Score every item of ``ds`` not already finished under the request's run key.
 
@@ -94,10 +102,12 @@ def run_eval(
     image is committed to the cache at once; ``on_progress(done, total)`` is called after each image;
     ``progress`` gets ``("resumed", n)`` and then the pipeline's per-image events (:mod:`dogiqa.progress`).
     Resumed records are re-finalized with ``aggregation`` (the run key ignores the aggregation, so a run
-    resumed with another one must not mix the two).
+    resumed with another one must not mix the two). ``hashes``: the items' content hashes, when the caller
+    already has them (:meth:`RawCache.file_hashes`).
     """
     key = run_key(request, exclude=NOT_IN_RUN_KEY)
-    hashes = cache.file_hashes([it.path for it in ds.items])  # unchanged files are not read again
+    if hashes is None:
+        hashes = cache.file_hashes([it.path for it in ds.items])  # unchanged files are not read again
     done = cache.done(key) if resume else set()
     finished = cache.get_images(key, [h for h in hashes if h in done])
     meta = cache.run_config(key) or {}
@@ -148,6 +158,53 @@ def run_eval(
     run.failed = sum(not r.ok for r in run.records)
     if records_path:  # the final file, in label order
         write_records(records_path, run.records)
+    return run
+
+
+def fingerprint(ds: LabelledDataset, hashes: list[str | None], request: dict[str, Any], **options: Any) -> str:
+    """A digest of everything a finished evaluation's numbers depend on: the run key (model, prompt,
+    segmentation...), the images' content hashes in label order, the labels, and ``options`` (aggregation,
+    c_max, missing policy, bootstrap, method, cache file...)."""
+    from dogiqa import __version__
+
+    h = hashlib.sha256()
+    head = {"version": __version__, "key": run_key(request, exclude=NOT_IN_RUN_KEY), "dataset": ds.name,
+            "options": options, "higher_is_better": ds.higher_is_better}  # fmt: skip
+    h.update(json.dumps(head, sort_keys=True, default=str).encode())
+    for item, digest in zip(ds.items, hashes, strict=True):
+        h.update(f"\n{item.name}\t{item.path}\t{digest}".encode("utf-8", "surrogateescape"))
+    for name, mos in ds.labels.items():
+        h.update(f"\n{name}\t{mos!r}".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def reuse_finished(
+    ds: LabelledDataset, cache: RawCache, request: dict[str, Any], hashes: list[str | None], digest: str,
+    records_path: Path, metrics_path: Path, plot_path: Path | None,
+) -> EvalRun | None:  # fmt: skip
+    """The saved result of this exact evaluation, when nothing it depends on changed; else None.
+
+    Holds when every image is finished in the cache under the run key, the metrics file carries ``digest``
+    and the records file still has the size written with it (and the plot exists, when one is asked for)."""
+    if not ds.items or any(h is None for h in hashes) or not metrics_path.is_file() or not records_path.is_file():
+        return None
+    try:
+        report = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    saved = report.get("fingerprint") if isinstance(report, dict) else None
+    if not isinstance(saved, dict) or saved.get("digest") != digest:
+        return None
+    if saved.get("records_bytes") != records_path.stat().st_size or (plot_path and not plot_path.is_file()):
+        return None
+    done = cache.done(run_key(request, exclude=NOT_IN_RUN_KEY))
+    if not all(h in done for h in hashes):
+        return None
+    report.update(resumed=len(ds.items), scored=0, reused=True)  # this run's counts (the file keeps its own)
+    run = EvalRun(report, [], resumed=len(ds.items), failed=int(report.get("failed") or 0), reused=True)
+    run.files = {"records": records_path, "metrics": metrics_path}
+    if plot_path:
+        run.files["plot"] = plot_path
     return run
 
 
@@ -247,11 +304,14 @@ def summarize(
     n_boot: int = 1000,
     seed: int = 0,
     plot: bool = True,
+    digest: str | None = None,
 ) -> EvalRun:
-    """Metrics JSON, scatter plot and the folder's summary table for a finished run."""
-    from dogiqa.report.table import table_from_metrics_files
-
+    """Metrics JSON, scatter plot and the folder's summary table for a finished run (``digest``: its
+    :func:`fingerprint`, saved with the size of its records file so that the same run asked again is reused)."""
     tag = slug(f"{ds.name}-{method}")
+    if run.reused:
+        write_table(out_dir, run)
+        return run
     config = run.records[0].config if run.records else {}
     sign = 1.0 if scorer_higher_is_better(config.get("scorer")) else -1.0  # NIQE & co: correlate -score
     preds = {r.path: None if r.score is None else sign * r.score for r in run.records}
@@ -268,6 +328,9 @@ def summarize(
         config=config,
         **run.extra,
     )
+    records_file = run.files.get("records")
+    if digest and records_file is not None and Path(records_file).is_file():
+        report["fingerprint"] = {"digest": digest, "records_bytes": Path(records_file).stat().st_size}
     run.report = clean_json(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / f"metrics-{tag}.json"
@@ -275,10 +338,17 @@ def summarize(
     run.files["metrics"] = metrics_path
     if plot:
         run.files["plot"] = _plot(run, ds, out_dir / f"scatter-{tag}.png", f"{ds.name}: {method}")
+    write_table(out_dir, run)
+    return run
+
+
+def write_table(out_dir: Path, run: EvalRun) -> None:
+    """The folder's summary table from every ``metrics-*.json`` in it, with the paper's rows."""
+    from dogiqa.report.table import table_from_metrics_files
+
     table = table_from_metrics_files(sorted(out_dir.glob("metrics-*.json")))
     table.add_paper(["Dog-IQA", *paper_rows_for(table)])  # the published rows, for the datasets in the table
     run.files["table_md"], run.files["table_csv"] = table.write(out_dir / "table")
-    return run
 
 
 def scorer_higher_is_better(name: str | None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class RunSummary:
 
 
 def run_local(
-    iqa: DogIQA | PipelineConfig | Mapping[str, Any],
+    iqa: DogIQA | PipelineConfig | Mapping[str, Any] | Callable[[], DogIQA],
     sources: Iterable[Source],
     output: str | Path | None = None,
     on_result: Callable[[ImageResult], None] | None = None,
@@ -72,12 +73,11 @@ def run_local(
     """Score every source; write each record to ``output`` (.jsonl/.csv as soon as it is ready; .parquet
     when the run ends).
 
-    ``iqa``: a pipeline, or a configuration (any form ``DogIQA.from_config`` takes) to build one from.
-    An existing ``output`` is continued with ``resume`` (images with a finished record are skipped and
-    counted in ``summary.resumed``) or replaced with ``overwrite``; otherwise OutputExistsError (exit 2).
+    ``iqa``: a pipeline, a configuration (any form ``DogIQA.from_config`` takes) or a function returning a
+    pipeline; the last two are built only when something is left to score (a finished run resumed loads no
+    model). An existing ``output`` is continued with ``resume`` (images with a finished record are skipped
+    and counted in ``summary.resumed``) or replaced with ``overwrite``; otherwise OutputExistsError (exit 2).
     ``progress`` gets the pipeline's per-image work events (see :mod:`dogiqa.progress`)."""
-    if not isinstance(iqa, DogIQA):
-        iqa = DogIQA.from_config(iqa)
     summary = RunSummary()
     start = time.perf_counter()
     done = prepare_output(output, resume, overwrite) if output else set()
@@ -87,9 +87,16 @@ def run_local(
         summary.resumed = len(given) - len(sources)
         if progress:
             progress("resumed", summary.resumed)
+    pending = iter(sources)
+    first = next(pending, _NOTHING)
+    if first is _NOTHING and not isinstance(iqa, DogIQA):
+        summary.seconds = time.perf_counter() - start
+        return summary  # nothing left to score: no pipeline built, the output left as it is
+    pipeline = _build(iqa)  # before the output is opened: a model that fails to load leaves no file behind
     writer = open_writer(output, append=resume) if output else None
     try:
-        for result in iqa.score_many(sources, progress=progress):
+        todo = itertools.chain([first], pending) if first is not _NOTHING else ()
+        for result in pipeline.score_many(todo, progress=progress):
             summary.add(result)
             if writer:
                 writer.write(result)
@@ -100,3 +107,14 @@ def run_local(
             writer.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+_NOTHING = object()
+
+
+def _build(iqa: DogIQA | PipelineConfig | Mapping[str, Any] | Callable[[], DogIQA]) -> DogIQA:
+    if isinstance(iqa, DogIQA):
+        return iqa
+    if callable(iqa) and not isinstance(iqa, (PipelineConfig, Mapping)):
+        return iqa()
+    return DogIQA.from_config(iqa)
