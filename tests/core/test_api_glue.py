@@ -345,3 +345,151 @@ def test_progress_hears_each_image_once_also_when_it_fails(tmp_path: Path):
     events.clear()
     list(scorer_pipeline(chunk_size=2, staged=False, aggregation="global").score_many(images[:3], progress=hook))
     assert events == [("prepared", 1)] * 2 + [("scored", 2), ("prepared", 1), ("scored", 1)]
+
+
+# -- more settings that must reach the work -----------------------------------------------------------------------
+@pytest.mark.parametrize("readout", ["int", "expected"])
+def test_staged_and_serial_runs_agree_with_a_preparing_backend_and_k_9(readout: str):
+    from fake_vlm import PreparingFakeVLM
+
+    images = [two_tone(40, 255), grey(230), two_tone(255, 120)]
+    serial = list(scorer_pipeline(readout=readout, levels=9, staged=False, chunk_size=2).score_many(images))
+    vlm = PreparingFakeVLM()
+    staged = list(scorer_pipeline(vlm, readout=readout, levels=9, staged=True, chunk_size=2).score_many(images))
+    assert vlm.prepared and [comparable(r) | {"config": None} for r in staged] == [
+        comparable(r) | {"config": None} for r in serial]  # fmt: skip
+    if readout == "int":
+        assert [g.raw for g in staged[0].regions] == ["1", "8"]  # "8" is a level of K = 9
+        assert staged[0].score == approx(0.5 * 5 + 0.5 * 4.5 + 2 * 9 / 71)  # global t = 8 * 147.5 / 255
+    else:  # the distribution of each region reaches its record and the uncertainty
+        probs = level_probs(8.0, 9)
+        assert staged[0].regions[1].probs == approx(probs)
+        assert staged[0].regions[1].variance == approx(
+            sum(p * (k - expected_level(8.0, 9)) ** 2 for k, p in enumerate(probs, start=1)))  # fmt: skip
+        assert staged[0].uncertainty is not None and staged[0].uncertainty > 0
+
+
+def test_a_scorer_without_levels_uses_the_configured_k_in_the_paper_count_term():
+    class Flat:
+        name, higher_is_better, score_range = "flat", True, (1.0, 5.0)
+
+        def score_crops(self, crops):
+            return [CropScore(score=2.0) for _ in crops]
+
+    r = DogIQA(scorer=Flat(), segmenter=HalvesSegmenter(), levels=5).score(grey(50))
+    assert r.config["levels"] == 5 and r.config["readout"] is None and r.config["scorer"] == "flat"
+    assert r.score == pytest.approx(0.5 * 2 + 0.5 * 2 + 2 * 5 / 71)
+
+
+def test_from_config_passes_the_store_and_keep_masks(loader: Loader):
+    store = DictStore()
+    iqa = DogIQA.from_config({"model": "org/vlm", "segmenter": "none"}, cache=store, keep_masks=True)
+    r = iqa.score(grey(120, (40, 30)))
+    assert len(store.data) == 1 and r.masks is not None and r.masks[0].shape == (30, 40) and r.masks[0].all()
+    again = DogIQA.from_config(r.config, cache=store).score(grey(120, (40, 30)))
+    assert loader.vlm.asked == 0 and again.score == r.score and again.masks is None
+
+
+def test_the_same_pixels_under_two_names_are_asked_once_with_a_store(tmp_path: Path):
+    for name in ("a.png", "b.png"):
+        two_tone(40, 200).save(tmp_path / name)
+    vlm = FakeVLM()
+    iqa = DogIQA(scorer=MLLMScorer(vlm, "word", "int", 7, cache=DictStore()), segmenter=HalvesSegmenter())
+    a, b = iqa.score_many([tmp_path / "a.png", tmp_path / "b.png"])
+    assert vlm.asked == 3 and comparable(a) | {"path": "", "key": ""} == comparable(b) | {"path": "", "key": ""}
+
+
+def test_the_file_size_cap_refuses_a_large_file_only(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "noisy.png")
+    grey(90, (8, 8)).save(tmp_path / "small.png")
+    assert (tmp_path / "noisy.png").stat().st_size > 4000 > (tmp_path / "small.png").stat().st_size
+    out = list(scorer_pipeline(aggregation="global", max_file_bytes=4000).score_many(
+        [tmp_path / "noisy.png", tmp_path / "small.png"]))  # fmt: skip
+    assert out[0].score is None and out[0].error.startswith(f"{tmp_path / 'noisy.png'}: loading failed")
+    assert out[1].global_raw == "3" and out[1].error is None
+
+
+def test_server_and_mplug_owl3_settings_reach_the_backend_loader(loader: Loader):
+    DogIQA(model="served-vlm", backend="openai", base_url="http://127.0.0.1:9/v1", concurrency=3, max_retries=2)
+    DogIQA(model="org/mplug-owl3-tiny", owl3_mask="fixed")
+    (m1, b1, kw1), (m2, b2, kw2) = loader.calls
+    assert (m1, b1, kw1["base_url"], kw1["concurrency"], kw1["max_retries"]) == (
+        "served-vlm", "openai", "http://127.0.0.1:9/v1", 3, 2)  # fmt: skip
+    assert (m2, b2, kw2["attention_mask"]) == ("org/mplug-owl3-tiny", "auto", "fixed")
+
+
+def test_a_classical_scorer_is_built_with_its_model_device_and_batch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import dogiqa.scorers.clipiqa
+
+    built: list[dict] = []
+
+    class RecordingClip:
+        name, higher_is_better, score_range = "clipiqa", True, (0.0, 1.0)
+
+        def __init__(self, model: str = "hub/clip", device: str = "cpu", batch_size: int = 32):
+            built.append({"model": model, "device": device, "batch_size": batch_size})
+
+        def score_crops(self, crops):
+            return [CropScore(score=0.25) for _ in crops]
+
+    monkeypatch.setattr(dogiqa.scorers.clipiqa, "CLIPIQAScorer", RecordingClip)
+    (tmp_path / "clip").mkdir()
+    r = DogIQA(scorer="clipiqa", scorer_options={"model": str(tmp_path / "clip"), "batch_size": 5}, device="cpu",
+               aggregation="global").score(grey(10))  # fmt: skip
+    assert built == [{"model": str(tmp_path / "clip"), "device": "cpu", "batch_size": 5}]
+    assert r.score == 0.25 and r.config["scorer"] == "clipiqa" and r.config["model"] is None
+
+
+def test_an_aggregation_object_is_used_and_named_in_the_record():
+    from dogiqa.aggregate import Aggregation
+
+    mine = Aggregation("mine", global_weight=1.0, local_weight=2.0, count_weight=0.5)
+    r = scorer_pipeline(aggregation=mine).score(two_tone(40, 200))
+    assert r.config["aggregation"] == "mine" and r.score == approx(4 + 2 * 3.5 + 0.5 * 2)
+
+
+def test_without_any_score_every_cause_is_named_in_a_fixed_order():
+    class Mixed:
+        """Global view: invalid answer; left half: not scorable; right half: the call failed."""
+
+        name, higher_is_better, score_range = "mixed", True, (1.0, 7.0)
+
+        def score_crops(self, crops):
+            out = []
+            for c in crops:
+                if c.call == "global":
+                    bad = "answer '?' is not a level"
+                    out.append(CropScore(score=None, raw="?", error=bad, extra={"invalid": True}))
+                elif np.asarray(c.image).mean() < 100:
+                    out.append(CropScore(score=None, error="not scorable: too small"))
+                else:
+                    out.append(CropScore(score=None, error="HTTP 503"))
+            return out
+
+    r = DogIQA(scorer=Mixed(), segmenter=HalvesSegmenter()).score(two_tone(40, 200))
+    assert (r.invalid, r.not_scorable, r.failed_crops) == (1, 1, 1)
+    assert r.error.endswith(": no final score: 1 crop(s) backend/scorer call failed, e.g. HTTP 503; "
+                            "1 crop(s) invalid answer (not a level), e.g. answer '?' is not a level; "
+                            "1 crop(s) not scorable, e.g. not scorable: too small")  # fmt: skip
+    assert [g.error for g in r.regions] == ["not scorable: too small", "HTTP 503"]
+
+
+def test_preset_overrides_are_checked_and_named_as_keywords():
+    with pytest.raises(UsageError, match=r"^levels=: the word standard has 3, 5, 7, 9 levels, not 4"):
+        DogIQA.from_preset("global", model="org/vlm", levels=4)
+
+
+def test_objects_without_a_name_are_recorded_by_their_class_and_preset_aggregation_objects_are_used():
+    from dogiqa.aggregate import Aggregation
+
+    class PlainSplit:
+        def segment(self, image: Image.Image) -> list[np.ndarray]:
+            return HalvesSegmenter().segment(image)
+
+    r = scorer_pipeline(segmenter=PlainSplit()).score(two_tone(40, 200))
+    assert r.config["segmenter"] == "PlainSplit" and len(r.regions) == 2
+    mine = Aggregation("mine", global_weight=0.0, local_weight=1.0)
+    p = DogIQA.from_preset("recommended", scorer=MLLMScorer(FakeVLM(), "word", "int", 7), segmenter=PlainSplit(),
+                           aggregation=mine).score(two_tone(40, 200))  # fmt: skip
+    assert p.config["aggregation"] == "mine" and p.global_score is None and p.score == approx(3.5)
