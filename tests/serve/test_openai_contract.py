@@ -210,6 +210,17 @@ def test_retryable_statuses(srv, status):
     assert out.error is None and out.text == "3" and len(srv.requests) == 2 and out.meta["attempts"] == 2
 
 
+@pytest.mark.parametrize("status", [401, 403, 404, 408, 500])
+def test_a_status_without_a_body_says_no_reason_was_given(srv, status):
+    srv.script = [(status, {}, b"")]
+    try:
+        out = one(srv, max_retries=0)
+        msg = out.error
+    except BackendError as exc:
+        msg = str(exc)
+    assert f"HTTP {status}" in msg and "no reason given" in msg
+
+
 @pytest.mark.parametrize("status", [401, 403, 404])
 def test_fatal_statuses_stop_the_run(srv, status):
     srv.script = [(status, {}, error_body("nope: who are you"))]
@@ -389,6 +400,8 @@ def test_image_formats_and_sizes():
     assert decode(encode_image(big, 300)).size == (300, 200)  # at the limit: untouched
     assert decode(encode_image(big, None)).size == (300, 200)
     assert decode(encode_image(Image.new("RGB", (1000, 3)), 100)).size == (100, 1)  # never 0 pixels
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        assert decode(encode_image(big, None, fmt)).format == fmt  # the bytes are what the MIME type says
     assert decode(encode_image(Image.new("RGBA", (4, 4)), None, "JPEG")).mode == "RGB"
     assert decode(encode_image(Image.new("L", (4, 4)), None, "PNG")).mode == "L"
     assert decode(encode_image(Image.new("P", (4, 4)), None, "PNG")).mode == "RGB"
@@ -539,6 +552,15 @@ def test_default_retries_and_backoff_growth(srv, monkeypatch):
     assert len(slept) == 5 and slept[-1] <= 30.0
 
 
+def test_default_backoff_grows_to_a_30_s_cap(srv, monkeypatch):
+    slept = record_sleeps(monkeypatch, jitter=1.0)
+    srv.script = [(503, {}, error_body("down"))]
+    with OpenAIServerBackend("m", srv.url, check_server=False, max_retries=9, max_retry_time=1000.0) as be:
+        be.run([IMG], PROMPT, LEVELS)
+    assert len(slept) == 9 and max(slept) == pytest.approx(30.0)
+    assert slept[-3:] == pytest.approx([30.0] * 3) and slept[0] < 1.0  # doubling from well under a second
+
+
 def test_default_retry_after_cap_and_retry_budget(srv, monkeypatch):
     slept = record_sleeps(monkeypatch)
     srv.script = [(429, {"Retry-After": "1000"}, error_body("later"))]
@@ -619,3 +641,66 @@ def test_during_a_run_a_refused_connection_is_retried_then_a_per_item_error(monk
     be = OpenAIServerBackend("m", f"http://127.0.0.1:{closed_port()}/v1", max_retries=2, check_server=False)
     [out] = be.run([IMG], PROMPT, LEVELS)
     assert len(slept) == 2 and "gave up after 3 attempts" in out.error and "connection error" in out.error
+
+
+def test_a_fatal_status_stops_the_rest_of_the_batch(srv):
+    srv.script = [(401, {}, error_body("bad key"))]
+    with client(srv, concurrency=1) as be, pytest.raises(BackendError):
+        be.run([IMG] * 6, PROMPT, LEVELS)
+    assert len(srv.requests) <= 2  # the queued images are cancelled, not sent
+
+
+def test_an_unexpected_failure_is_this_items_error_only(srv):
+    class Odd:
+        size = (10, 10)
+        width = height = 10
+        mode = "RGB"
+
+        def save(self, *a, **k):
+            raise RuntimeError("unexpected")
+
+    with client(srv) as be:
+        bad, good = be.run([Odd(), IMG], PROMPT, LEVELS)  # type: ignore[list-item]
+    assert bad.error.startswith(BACKEND_FAILED) and "RuntimeError: unexpected" in bad.error
+    assert bad.meta["backend_error"] is True and bad.meta["attempts"] == 0 and bad.meta["absent"] == len(LEVELS)
+    assert good.error is None and good.text == "5"
+
+
+def test_a_long_answer_is_truncated(srv):
+    srv.script = [(200, {}, answer("7" * 5000))]
+    out = one(srv)
+    assert out.text.startswith("777") and len(out.text) < 300
+
+
+def test_the_sampled_tokens_bytes_decide_its_text(srv):
+    """llama.cpp and vLLM send ``bytes`` next to ``token``; the bytes are the token's real text."""
+    first = {"token": "\u0120six", "logprob": math.log(0.5), "bytes": list(b" 6"), "top_logprobs": []}
+    payload = {"choices": [{"message": {"content": "6"}, "logprobs": {"content": [first]}}]}
+    srv.script = [(200, {}, payload)]
+    out = one(srv)
+    assert out.logprobs["6"] == pytest.approx(math.log(0.5)) and out.meta["absent"] == 6
+
+
+def test_probe_honours_retry_after_and_its_budget(srv, monkeypatch):
+    slept = record_sleeps(monkeypatch)
+    srv.script = [(429, {"Retry-After": "2"}, error_body("busy")), (200, {}, answer("3", [("3", -0.1)]))]
+    probe(srv, max_retry_after=10.0)
+    assert slept == [2.0] and len(srv.requests) == 2
+    srv.requests.clear()
+    with pytest.raises(ServerCapabilityError, match="HTTP 429"):
+        probe(srv, max_retry_time=0.0)  # no budget: one request, then the message
+    assert len(srv.requests) == 1
+
+
+def test_probe_rejects_an_answer_without_a_message(srv):
+    srv.script = [(200, {}, {"choices": [{"message": "just text"}]})]
+    with pytest.raises(ServerCapabilityError, match="does not answer like an OpenAI chat-completions") as info:
+        probe(srv, max_retries=1)
+    assert info.value.setting == "--base-url" and len(srv.requests) == 2
+
+
+def test_probe_reports_an_oversized_answer(srv):
+    srv.script = [(200, {}, json.dumps(answer("5")).replace("{", "{" + " " * 4096, 1).encode())]
+    with pytest.raises(ServerCapabilityError, match="cap of 1024 bytes") as info:
+        probe(srv, max_response_bytes=1024, max_retries=3)
+    assert info.value.setting == "--max-response-bytes" and len(srv.requests) == 1
