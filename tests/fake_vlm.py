@@ -11,6 +11,7 @@ formulas (hand computation), never from running the model. The model is built on
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,8 +47,8 @@ def approx(expected: Any) -> Any:
 @functools.cache
 def brightness_backend() -> Any:
     """The real tiny brightness Qwen2-VL, loaded once (float32, CPU)."""
-    from conftest import MODEL_CACHE
-
+    # the root conftest's model cache, read from the environment: ``import conftest`` may find a sub-folder's
+    MODEL_CACHE = os.environ.get("DOGIQA_TEST_MODEL_CACHE")  # noqa: N806
     from dogiqa.backends.transformers_vlm import TransformersVLM
     from dogiqa.testing.sensitive import build_brightness_qwen2vl
 

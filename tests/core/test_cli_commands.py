@@ -111,6 +111,21 @@ def test_metrics_bootstrap_seed_and_rounding(labelled):
     assert two["plcc"] == round(full["plcc"], 2)
 
 
+def test_metrics_bootstrap_defaults(tmp_path: Path):
+    """README: 95 % CIs from --bootstrap 1000 resamples with --seed 0 unless given."""
+    rng = np.random.default_rng(0)
+    mos = rng.uniform(1, 5, 40)
+    (tmp_path / "l.csv").write_text("name,mos\n" + "".join(f"i{i}.jpg,{m}\n" for i, m in enumerate(mos)))
+    preds = tmp_path / "p.json"
+    preds.write_text(json.dumps([{"name": f"i{i}.jpg", "score": float(m + rng.normal(0, 1))} for i, m in
+                                 enumerate(mos)]))  # fmt: skip
+    common = [str(preds), "-d", "generic", "-l", str(tmp_path / "l.csv"), "--decimals", "-1"]
+    default = metrics_json(*common)["ci"]
+    assert default == metrics_json(*common, "--bootstrap", "1000", "--seed", "0")["ci"]
+    assert default != metrics_json(*common, "--bootstrap", "999", "--seed", "0")["ci"]
+    assert default != metrics_json(*common, "--bootstrap", "1000", "--seed", "1")["ci"]
+
+
 def test_metrics_table_and_exit_codes(labelled, tmp_path: Path):
     labels, preds, *_ = labelled
     res = invoke("metrics", str(preds), "-d", "generic", "-l", str(labels), "--bootstrap", "0")
@@ -469,7 +484,8 @@ def test_ray_engine_passes_options_and_reports(fake_ray: dict, noisy, tmp_path: 
 
 # -- help: the documented layout -----------------------------------------------------------------------------
 def test_method_panel_as_in_the_readme():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    here = Path(__file__).resolve().parents[2]  # the checkout (mutmut's copy: one level further down)
+    readme = next(d / "README.md" for d in (here, here.parent) if (d / "README.md").is_file()).read_text()
     block = readme.split("╭─ Method ", 1)[1].split("╰", 1)[0]
     documented = [" ".join(line.strip("│ ").split()) for line in block.splitlines()[1:] if line.strip()]
     res = invoke("score", "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})

@@ -60,7 +60,7 @@ def full_record(path: str = "/imgs/a.png", **over) -> ImageResult:
 
 
 def write_all(path, records, append: bool = False) -> None:
-    with ResultWriter(path, append=append) as w:
+    with ResultWriter(path, append=True) if append else ResultWriter(path) as w:  # the default replaces
         for r in records:
             w.write(r)
 
@@ -155,8 +155,10 @@ def test_append_to_a_missing_or_empty_csv_writes_the_header(tmp_path):
 def test_read_records_skips_blank_and_torn_lines(tmp_path):
     out = tmp_path / "r.jsonl"
     good = [full_record(path="a.png"), full_record(path=ODD, score=2.5)]
-    out.write_text("\n" + good[0].to_json() + "\n   \n" + good[1].to_json() + "\n" + '{"path": "c.png", "sc',
-                   encoding="utf-8")  # fmt: skip
+    torn = '{"path": "c.png", "sc'
+    # a torn line mid-file too (a killed run, then more records appended by hand), and a line of the wrong shape
+    lines = ["", good[0].to_json(), torn, "   ", '{"path": "d.png", "regions": 5}', good[1].to_json(), torn]
+    out.write_text("\n".join(lines), encoding="utf-8")
     back = read_records(out)
     assert [r.path for r in back] == ["a.png", ODD] and back[1].score == 2.5
     assert back[0].regions[0].box == (0, 1, 5, 9)  # tuples again
@@ -197,6 +199,7 @@ def test_resume_jsonl_keeps_first_success_per_name_in_order(tmp_path):
         full_record(path="a.png", score=1.0).to_json(),
         ImageResult(path="b.png", error="b.png: broken").to_json(),
         json.dumps([1, 2]),  # not a record
+        '{"path": "e.png", "sco',  # torn mid-file (an older killed run continued without --resume)
         json.dumps({"score": 3.0}),  # no path
         full_record(path=ODD, score=2.0).to_json(),
         full_record(path="a.png", score=9.0).to_json(),  # a repeat: the first one stays
@@ -206,7 +209,7 @@ def test_resume_jsonl_keeps_first_success_per_name_in_order(tmp_path):
     out.write_text("\n".join(lines), encoding="utf-8")
     assert prepare_output(out, resume=True) == {"a.png", ODD, "b.png"}
     kept = out.read_text(encoding="utf-8")
-    assert kept.endswith("\n") and kept.splitlines() == [lines[0], lines[4], lines[6]]
+    assert kept.endswith("\n") and kept.splitlines() == [lines[0], lines[5], lines[7]]
     assert [(r.path, r.score) for r in read_records(out)] == [("a.png", 1.0), (ODD, 2.0), ("b.png", 4.0)]
 
 
@@ -230,6 +233,26 @@ def test_resume_csv_keeps_rows_and_header(tmp_path):
     # the run goes on appending rows under the same single header
     write_all(out, [ImageResult(path="b.png", score=2.0)], append=True)
     assert [r["path"] for r in csv_rows(out)][-1] == "b.png" and len(csv_rows(out)) == 4
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_resume_after_a_kill_inside_a_multibyte_character(tmp_path, suffix):
+    out = tmp_path / f"r{suffix}"
+    write_all(out, [full_record(path="a.png"), full_record(path="/imgs/d\u00f6g.png")])
+    data = out.read_bytes()
+    cut = data.rindex("\u00f6".encode()) + 1  # killed between the two bytes of "ö"
+    out.write_bytes(data[:cut])
+    assert prepare_output(out, resume=True) == {"a.png"}
+    out.read_bytes().decode("utf-8")  # the repaired file is valid UTF-8 again
+
+
+def test_resume_csv_with_a_column_added_by_hand(tmp_path):
+    out = tmp_path / "r.csv"
+    out.write_text("path,score,note\r\na.png,1.5,checked\r\nb.png,2.5,\r\n", encoding="utf-8")
+    assert prepare_output(out, resume=True) == {"a.png", "b.png"}
+    with open(out, newline="", encoding="utf-8") as fh:
+        assert next(csv.reader(fh)) == CSV_HEADER  # back to the writer's columns: appended rows line up
+    assert [(r["path"], r["score"]) for r in csv_rows(out)] == [("a.png", "1.5"), ("b.png", "2.5")]
 
 
 def test_resume_csv_keeps_names_with_line_breaks_exact(tmp_path):
@@ -307,7 +330,7 @@ def test_pass_through_types_follow_the_first_value():
 
 
 def test_parquet_writer_row_groups_schema_and_temp_name(tmp_path):
-    out = tmp_path / "o" / "s.parquet"
+    out = tmp_path / "o" / "p" / "s.parquet"  # missing folders are created
     w = ParquetResultWriter(out, rows=2)
     for i in range(5):
         cols = {"n": i} if i < 3 else {"n": i, "late": "x"}  # a column first seen in a later group

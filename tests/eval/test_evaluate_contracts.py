@@ -91,7 +91,9 @@ def test_undefined_inputs_give_nan():
     assert math.isnan(plcc([1, 2, 3], [4, 4, 4])) and math.isnan(plcc([1], [1]))
     assert math.isnan(krcc([1], [1])) and math.isnan(srcc([], []))
     assert math.isnan(srcc([1, 2, 3], [2, 2, 2]))
-    assert krcc([1, 2], [2, 1]) == pytest.approx(-1.0)  # two points are defined for the raw functions
+    # two points are defined for the raw functions (the report asks for 3: undefined_reason)
+    assert krcc([1, 2], [2, 1]) == pytest.approx(-1.0) and plcc([1, 2], [5, 7]) == pytest.approx(1.0)
+    assert srcc([1, 2], [7, 5]) == pytest.approx(-1.0)
 
 
 # ---------------------------------------------------------------- the logistic mapping
@@ -113,6 +115,11 @@ def test_fit_follows_rising_and_falling_curves():
         assert params is not None and len(params) == 4 and all(isinstance(v, float) for v in params)
         assert np.abs(logistic4(x, *params) - y).max() < 0.05
     assert fit_logistic([1, 2, 3], [1, 3, 2]) is None  # fewer than 4 points: no fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert fit_logistic([1, 2, 3, math.nan, 5], [1, 2, 3, 4, 5]) is None  # a failed fit is None, not a crash
+    four = np.array([2.0, 4.0, 6.0, 8.0])
+    assert plcc_logistic(four, logistic4(four, 90.0, 10.0, 5.0, 1.0)) == pytest.approx(1.0, abs=1e-6)
     assert math.isnan(plcc_logistic([1, 2, 3], [1, 3, 2])) and math.isnan(rmse_logistic([1, 2, 3], [1, 3, 2]))
 
 
@@ -162,6 +169,14 @@ def test_ci_of_a_logistic_metric_and_undefined_resamples():
     }
     for tiny in (bootstrap_ci([1, 2], [1, 2]), bootstrap_ci([1, 2, 3], [1, 3, 2], n_boot=0)):
         assert all(math.isnan(v) for pair in tiny.values() for v in pair)
+    three = np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0])
+    got = bootstrap_ci(*three, metrics=("srcc",), n_boot=40, seed=1)["srcc"]
+    assert list(got) == pytest.approx(boot_reference(*three, stats.spearmanr, 40, 1, 0.95), abs=1e-9)
+    p, t = curve_data(10, seed=6)
+    [i] = np.random.default_rng(3).integers(0, 10, size=(1, 10))
+    assert bootstrap_ci(p, t, metrics=("plcc",), n_boot=1, seed=3)["plcc"] == pytest.approx(
+        (stats.pearsonr(p[i], t[i]).statistic,) * 2
+    )  # one resample: both ends are its value
 
 
 # ---------------------------------------------------------------- compute_metrics / the report
@@ -310,7 +325,7 @@ def test_json_and_jsonl_predictions(tmp_path, monkeypatch):
         {"path": "/d/b.png", "error": "broken"},
         {"image": "c.png", "score": "3.5", "local_score": None},
     ]
-    jsonl.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n", encoding="utf-8")
+    jsonl.write_text("\n\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")  # blank lines too
     assert read_predictions(jsonl) == {"/d/caf\udce9.png": 2.0, "/d/b.png": None, "c.png": 3.5}
     assert read_predictions(jsonl, field="local_score") == {"/d/caf\udce9.png": 1.5, "/d/b.png": None,
                                                             "c.png": None}  # fmt: skip
@@ -341,3 +356,12 @@ def test_no_match_hints():
     assert "none of the 5 prediction names" in far and "/deep" not in far
     assert far.count(".png'") == 3 and "'0.jpg', '1.jpg', '2.jpg'" in far  # three examples of each side
     assert "--dataset" not in far  # no label file given: nothing to try
+
+
+def test_no_match_hint_suggests_only_a_reader_that_matches(tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("name,mos\nq1.jpg,1\nq2.jpg,2\nq3.jpg,3\n", encoding="utf-8")
+    ds = dataset({"q1.jpg": 1.0, "q2.jpg": 2.0, "q3.jpg": 3.0})
+    assert "--dataset" not in no_match_hint({"z.png": 1.0}, ds, labels=labels)  # no reader matches z.png
+    hint = no_match_hint({"/x/q1.jpg": 1.0, "q2.jpg": 2.0, "z.png": 3.0}, dataset({"other.jpg": 1.0}), labels=labels)
+    assert re.search(r"; with --dataset [\w-]+ the same labels match 2 of them$", hint), hint
