@@ -163,6 +163,14 @@ def test_the_raw_store_reuses_answers_asks_twins_once_and_keeps_no_errors():
     assert [s.raw for s in again] == [s.raw for s in first]
 
 
+@pytest.mark.parametrize("store", [None, "dict"])
+def test_crops_without_a_key_are_never_taken_for_each_other(store):
+    vlm = FakeVLM()
+    scorer = MLLMScorer(vlm, "word", "int", 7, cache=DictStore() if store else None)
+    scores = scorer.score_crops(crops_of((40, "", "local"), (200, "", "local"), (120, "", "local")))
+    assert vlm.asked == 3 and [s.raw for s in scores] == ["1", "6", "4"]
+
+
 def test_the_store_key_depends_on_model_prompt_and_tokens_not_on_the_call_alone():
     store = DictStore()
     crop = crops_of((120, "k", "global"))
