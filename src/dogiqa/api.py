@@ -382,6 +382,7 @@ def _build_scorer(cfg: PipelineConfig, cache: Any) -> Scorer:
         "batch_size": rt.batch_size,
         "max_batch_tokens": rt.max_batch_tokens,
         "prefix_cache": rt.prefix_cache,
+        "preprocess_workers": rt.preprocess_workers,
         "revision": m.revision,
         "trust_remote_code": m.trust_remote_code or None,
         "attention_mask": m.owl3_mask,

@@ -188,6 +188,9 @@ class RuntimeConfig(_Group):
     max_file_bytes: int | None = Field(DEFAULT_MAX_FILE_BYTES, ge=1, description="refuse larger files (None: no cap)")
     staged: bool | None = Field(None, description="overlap loading, segmentation and scoring (default on)")
     load_workers: int | None = Field(None, ge=1, le=64, description="image decoding threads (2)")
+    preprocess_workers: int | None = Field(
+        None, ge=1, le=64, description="processor threads (1 on the CPU, else cores/4, 1 to 4)"
+    )
     segment_workers: int | None = Field(None, ge=1, le=64, description="segmentation threads (auto)")
     segment_processes: int | None = Field(
         None, ge=0, le=64, description="worker processes for scikit-image segmenters (0: a thread; auto)"

@@ -243,3 +243,30 @@ def test_varlen_sdpa_on_constructed_sequences() -> None:
     for s, e in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
         ref = torch.nn.functional.scaled_dot_product_attention(q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], scale=0.5)
         assert torch.allclose(out[0, s:e], ref[0].transpose(0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["qwen2vl", "idefics3"])
+def test_parallel_preprocessing_gives_the_same_inputs_and_outputs(family: str, request, images: list) -> None:
+    """preprocess_workers=3: batches prepared at once (processor copies), identical model inputs and outputs,
+    also when two callers prepare at the same time (the fast tokenizer is never shared between threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = str(request.getfixturevalue(f"tiny_{family}_dir"))
+    one = TransformersVLM(folder, batch_size=2, preprocess_workers=1)
+    three = TransformersVLM(folder, batch_size=2, preprocess_workers=3)
+    assert (one.preprocess_workers, three.preprocess_workers) == (1, 3)
+    want = one.prepare(images, PROMPT, DIGITS)
+    assert len(want.batches) >= 3  # 7 images, 2 per batch: several batches to prepare at once
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda _: three.prepare(images, PROMPT, DIGITS), range(2)))
+    order = [[it.index for it in b] for b, _ in want.batches]
+    for prepared in got:
+        assert [[it.index for it in b] for b, _ in prepared.batches] == order
+        for (_, a), (_, b) in zip(want.batches, prepared.batches, strict=True):
+            assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    direct = one.run(images, PROMPT, DIGITS)
+    for out in (three.run(images, PROMPT, DIGITS), three.run_prepared(got[0])):
+        assert [o.text for o in out] == [o.text for o in direct]
+        assert [o.logprobs for o in out] == [o.logprobs for o in direct]
+    with pytest.raises(BackendError, match="preprocess_workers"):
+        TransformersVLM(folder, preprocess_workers=0)

@@ -154,3 +154,8 @@ def test_propagated_std_needs_every_used_variance():
     out = aggregate(6.0, [3.0, None], [1.0, 9.0], "paper", global_variance=0.4, variances=[0.8, None])
     assert out.std == pytest.approx(math.sqrt(0.25 * 0.4 + 0.25 * 0.8))
     assert out.score == pytest.approx((6.0 + 3.0) / 2 + 2 * 7 / 71)
+
+
+def test_a_variance_list_of_another_length_is_an_error():
+    with pytest.raises(ValueError):  # a caller bug, not a silently truncated uncertainty
+        aggregate(6.0, SCORES, AREAS, "code", global_variance=0.1, variances=[0.1, 0.2])

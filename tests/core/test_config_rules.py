@@ -85,7 +85,8 @@ def test_presets_as_documented():
     ("keyword", "low", "high"),
     [("levels", 2, 9), ("min_area", 0, None), ("batch_size", 1, None), ("chunk_size", 1, None),
      ("max_batch_tokens", 1, None), ("max_pixels", 1, None), ("max_file_bytes", 1, None), ("load_workers", 1, 64),
-     ("segment_workers", 1, 64), ("segment_processes", 0, 64), ("max_in_flight", 2, None)],
+     ("preprocess_workers", 1, 64), ("segment_workers", 1, 64), ("segment_processes", 0, 64),
+     ("max_in_flight", 2, None)],
 )  # fmt: skip
 def test_integer_ranges(keyword: str, low: int, high: int | None):
     base = {"readout": "qalign"} if keyword == "levels" else {}  # qalign: any K in range
@@ -431,6 +432,9 @@ def test_read_config_file(tmp_path: Path):
             read_config_file(path)
         assert str(exc.value).startswith(f"--config: {path}" if text != "cannot read" else "--config: cannot read")
         assert text in str(exc.value) and exc.value.setting == "--config"
+    with pytest.raises(UsageError) as exc:
+        read_config_file(tmp_path / "absent.yaml")
+    assert str(exc.value) == f"--config: cannot read {tmp_path / 'absent.yaml'}: No such file or directory"
 
 
 def test_overriding_the_segmenter_drops_the_presets_sam2_options(tmp_path: Path):

@@ -43,7 +43,7 @@ def test_int_readout_uses_the_standards_k(k):
     assert r.levels(s) == k and r.score_range(s) == (1.0, float(k))
     assert r.candidate_variants(s) == [[str(i) for i in range(1, k + 1)]]
     top = r.read(RawOutput(text=str(k)), s, s.level_tokens)
-    assert top.score == float(k) and top.error is None and not top.extra.get("invalid")
+    assert top.score == float(k) and top.error is None and not top.extra.get("invalid") and top.raw == str(k)
     over = r.read(RawOutput(text=str(k + 1)), s, s.level_tokens)
     assert over.score is None and over.extra["invalid"] is True
     assert f"1..{k}" in over.error and repr(str(k + 1)) in over.error  # names the answer and the range
@@ -133,7 +133,7 @@ def test_expected_readout_without_any_level_is_invalid_not_a_crash():
     assert out.score is None and out.extra["invalid"] is True and "no level token" in out.error
     assert out.raw == "the"
     empty = get_readout("expected").read(RawOutput(text="3", logprobs={}), s, s.level_tokens)
-    assert empty.score is None and "no log-probabilities" in empty.error
+    assert empty.score is None and "no log-probabilities" in empty.error and empty.raw == "3"  # the answer kept
 
 
 def test_a_failed_call_passes_through_every_readout():
@@ -141,7 +141,7 @@ def test_a_failed_call_passes_through_every_readout():
     for name in ("int", "expected", "qalign", "qbench"):
         r = get_readout(name)
         out = r.read(RawOutput(text="5", logprobs={"5": -0.1}, error="HTTP 500"), s, r.candidate_variants(s)[0])
-        assert out.score is None and out.error == "HTTP 500", name
+        assert out.score is None and out.error == "HTTP 500" and out.raw == "5", name
 
 
 # -- Q-Align / Q-Bench -----------------------------------------------------------------------------------

@@ -44,13 +44,15 @@ def answer(text: str = "5", top: list[tuple[str, float]] | None = None, sampled:
 
 
 class Scripted(ThreadingHTTPServer):
-    """Answers each POST with the next (status, headers, body) of ``script``; the last one repeats."""
+    """Answers each POST with the next (status, headers, body) of ``script``; the last one repeats.
+    ``GET /models`` answers ``models`` (status, body)."""
 
     daemon_threads = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _ScriptHandler)
         self.script: list[tuple[int, dict[str, str], Any]] = [(200, {}, answer())]
+        self.models: tuple[int, Any] = (200, {"data": [{"id": "served-a"}, {"id": "served-b"}]})
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.times: list[float] = []
@@ -69,7 +71,7 @@ class _ScriptHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        self._send(200, {}, {"data": [{"id": "served-a"}, {"id": "served-b"}]})
+        self._send(self.server.models[0], {}, self.server.models[1])
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -704,3 +706,38 @@ def test_probe_reports_an_oversized_answer(srv):
     with pytest.raises(ServerCapabilityError, match="cap of 1024 bytes") as info:
         probe(srv, max_response_bytes=1024, max_retries=3)
     assert info.value.setting == "--max-response-bytes" and len(srv.requests) == 1
+
+
+def test_latency_and_attempts_are_recorded(srv):
+    out = one(srv)
+    assert out.meta["attempts"] == 1 and 0 <= out.meta["latency_s"] < 60
+
+
+@pytest.mark.parametrize(
+    "logprobs",
+    [None, {}, {"content": []}, {"content": ["x"]}, {"content": None}, {"content": [{"top_logprobs": None}]}],
+)
+def test_answers_without_usable_logprobs_keep_the_text(srv, logprobs):
+    srv.script = [(200, {}, {"choices": [{"message": {"content": "4"}, "logprobs": logprobs}]})]
+    out = one(srv)
+    assert out.error is None and out.text == "4" and out.logprobs is None
+    assert out.meta["logprobs_missing"] is True and out.meta["absent"] == len(LEVELS)
+
+
+def test_probe_without_a_model_list_still_names_the_model(srv):
+    srv.script = [(404, {}, error_body("no such model"))]
+    srv.models = (500, error_body("no list"))
+    with pytest.raises(ServerCapabilityError) as info:
+        probe(srv)
+    assert "'m'" in str(info.value) and "it serves" not in str(info.value)
+    srv.models = (200, {"data": [{"id": f"model-{i}"} for i in range(15)]})
+    with pytest.raises(ServerCapabilityError) as info:
+        probe(srv)
+    assert "model-9" in str(info.value) and "model-10" not in str(info.value)  # the first ten
+
+
+def test_probe_without_candidates_needs_no_logprobs(srv):
+    srv.script = [(200, {}, answer("3"))]
+    with client(srv, check_server=True) as be:
+        be.probe(PROMPT, [], "expected")
+    assert len(srv.requests) == 1 and "logprobs" not in srv.requests[0]

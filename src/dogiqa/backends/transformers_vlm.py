@@ -8,9 +8,13 @@ back in input order. A failing item becomes ``RawOutput(error=...)`` without fai
 
 from __future__ import annotations
 
+import copy
 import inspect
+import os
+import queue
 import threading
 import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -76,6 +80,9 @@ class TransformersVLM:
     tokens, from the processor's token-count estimate) bound each forward pass.
     ``prefix_cache``: compute the KV cache of the constant text before the image once per prompt and reuse
     it for every item (checked once against a plain forward; switched off with a warning if they differ).
+    ``preprocess_workers``: threads running the processor (resize, normalise, tokenise) on different batches
+    at once, each with its own copy of the processor (fast tokenizers are not thread-safe); default 1 on the
+    CPU (the model needs the cores), else a quarter of the CPU cores, 1 to 4.
     """
 
     def __init__(
@@ -90,6 +97,7 @@ class TransformersVLM:
         prefix_cache: bool = False,
         max_pad_fraction: float = 0.25,
         vision_attention: str = "auto",
+        preprocess_workers: int | None = None,
     ) -> None:
         if batch_size < 1 or max_batch_tokens < 1:
             raise BackendError("batch_size and max_batch_tokens must be >= 1")
@@ -101,7 +109,7 @@ class TransformersVLM:
         self.trust_remote_code = trust_remote_code
         self.device = self._pick_device(device)
         self._load(dtype)
-        self._init_state(prefix_cache, vision_attention)
+        self._init_state(prefix_cache, vision_attention, preprocess_workers)
 
     # ---------------------------------------------------------------- loading
     @staticmethod
@@ -213,6 +221,7 @@ class TransformersVLM:
         max_batch_tokens: int = 32768,
         prefix_cache: bool = False,
         vision_attention: str = "auto",
+        preprocess_workers: int | None = None,
     ) -> TransformersVLM:
         """A backend around an already-built model and processor (benchmarks, random large models)."""
         self = cls.__new__(cls)
@@ -224,12 +233,17 @@ class TransformersVLM:
         self.device, self.dtype = str(param.device), param.dtype
         self.model_type = getattr(model.config, "model_type", "")
         self._attach(model, processor)
-        self._init_state(prefix_cache, vision_attention)
+        self._init_state(prefix_cache, vision_attention, preprocess_workers)
         return self
 
-    def _init_state(self, prefix_cache: bool, vision_attention: str = "auto") -> None:
+    def _init_state(self, prefix_cache: bool, vision_attention: str = "auto", workers: int | None = None) -> None:
         if vision_attention not in ("auto", "default"):
             raise BackendError(f"vision_attention must be auto or default, not {vision_attention!r}")
+        if workers is not None and workers < 1:
+            raise BackendError(f"preprocess_workers must be >= 1, not {workers}")
+        cores = os.cpu_count() or 1
+        self.preprocess_workers = workers or (1 if self.device == "cpu" else max(1, min(4, cores // 4)))
+        self._spare: queue.SimpleQueue | None = None  # processor copies for parallel preprocessing
         # "auto": one padded SDPA call per vision layer instead of one per attention window (same values)
         self.varlen_vision = vision_attention == "auto" and use_for_vision_tower(self.model)
         self._proc_lock = threading.Lock()
@@ -287,10 +301,17 @@ class TransformersVLM:
 
     def _encode(self, text: str, images: Sequence[Image.Image]) -> Any:
         """Processor output for a left-padded batch, moved to the model's device and dtype."""
-        with self._proc_lock:  # the worker thread and item-by-item retries share the processor
-            enc = self.processor(
-                text=[text] * len(images), images=[[im] for im in images], padding=True, return_tensors="pt"
-            )
+        args = dict(text=[text] * len(images), images=[[im] for im in images], padding=True, return_tensors="pt")
+        if self.preprocess_workers == 1:
+            with self._proc_lock:  # the worker thread and item-by-item retries share the processor
+                enc = self.processor(**args)
+        else:
+            spare = self._spare_processors()
+            processor = spare.get()  # one copy per thread at a time: no lock, no shared tokenizer
+            try:
+                enc = processor(**args)
+            finally:
+                spare.put(processor)
         out = {}
         for key, val in enc.items():
             if hasattr(val, "to"):
@@ -311,6 +332,15 @@ class TransformersVLM:
         except Exception:
             return None
         return counts if len(counts) == len(images) else None
+
+    def _spare_processors(self) -> queue.SimpleQueue:
+        """``preprocess_workers`` copies of the processor, made on first use."""
+        with self._proc_lock:
+            if self._spare is None:
+                self._spare = queue.SimpleQueue()
+                for _ in range(self.preprocess_workers):
+                    self._spare.put(copy.deepcopy(self.processor))
+            return self._spare
 
     def _estimate_tokens(self, text_tokens: int, image: Image.Image) -> int:
         """Sequence length of one item: prompt tokens + the processor's count of image tokens."""
@@ -342,7 +372,11 @@ class TransformersVLM:
         while the model works on earlier images). :meth:`run_prepared` finishes it with the same outputs."""
         call, results, items = self._start(images, prompt, candidates, want_text)
         batches = self._batches(items)
-        return _Prepared(call, results, [(b, self._encode_or_error(call.text, b)) for b in batches])
+        if self.preprocess_workers == 1 or len(batches) < 2:
+            return _Prepared(call, results, [(b, self._encode_or_error(call.text, b)) for b in batches])
+        with ThreadPoolExecutor(max_workers=min(self.preprocess_workers, len(batches))) as pool:
+            encoded = list(pool.map(lambda b: self._encode_or_error(call.text, b), batches))
+        return _Prepared(call, results, list(zip(batches, encoded, strict=True)))
 
     def run_prepared(self, prepared: _Prepared) -> list[RawOutput]:
         results = prepared.results
@@ -380,15 +414,17 @@ class TransformersVLM:
         return call, results, items
 
     def _pipelined(self, batches: list[list[_Item]], call: _Call) -> Iterator[tuple[list[_Item], list[RawOutput]]]:
-        """Run the batches in order while a worker thread prepares (processor) the next one."""
+        """Run the batches in order while worker threads prepare (processor) the next ones
+        (``preprocess_workers`` batches ahead)."""
         if not batches:
             return
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._encode_or_error, call.text, batches[0])
+        with ThreadPoolExecutor(max_workers=self.preprocess_workers) as pool:
+            ahead = min(self.preprocess_workers, len(batches))
+            pending = deque(pool.submit(self._encode_or_error, call.text, b) for b in batches[:ahead])
             for k, batch in enumerate(batches):
-                inputs = pending.result()
-                if k + 1 < len(batches):
-                    pending = pool.submit(self._encode_or_error, call.text, batches[k + 1])
+                inputs = pending.popleft().result()
+                if k + ahead < len(batches):
+                    pending.append(pool.submit(self._encode_or_error, call.text, batches[k + ahead]))
                 yield batch, self._run_batch(batch, call, inputs)
 
     def _encode_or_error(self, text: str, batch: list[_Item]) -> dict | Exception:

@@ -15,7 +15,7 @@ from dogiqa.config import PipelineConfig
 
 # show scores one image: throughput and server options do not apply
 EXCLUDE = ("chunk_size", "max_batch_tokens", "prefix_cache", "base_url", "api_key_env", "concurrency", "timeout",
-           "max_retries", "staged", "load_workers", "segment_workers", "segment_processes",
+           "max_retries", "staged", "load_workers", "preprocess_workers", "segment_workers", "segment_processes",
            "max_in_flight")  # fmt: skip
 
 

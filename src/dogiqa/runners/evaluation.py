@@ -44,7 +44,7 @@ from dogiqa.results import ImageResult
 NOT_IN_RUN_KEY = (
     "aggregation", "c_max", "device", "batch_size", "chunk_size", "max_batch_tokens", "prefix_cache", "preset",
     "trust_remote_code", "api_key_env", "concurrency", "timeout", "max_retries",
-    "staged", "load_workers", "segment_workers", "segment_processes", "max_in_flight",
+    "staged", "load_workers", "preprocess_workers", "segment_workers", "segment_processes", "max_in_flight",
 )  # fmt: skip
 
 
