@@ -262,6 +262,7 @@ def test_score_table_summary_and_failures(noisy, tmp_path: Path):
     assert bad[1:5] == ["-", "-", "0", "0"] and "0 bytes" in recs["zero.png"]["error"]
     assert recs["zero.png"]["error"][:20] in next(x for x in lines if "zero.png" in x)
     t = text(res)
+    assert re.search(r"^scoring .* 3/3 ", res.output, re.M)  # the progress bar moved for every image
     assert "2 scored, 1 failed" in t and f"-> {out}" in t
     assert re.search(r"failed .*zero\.png", t)
     assert "readme.txt" not in t  # skipped files are listed only with --verbose
@@ -441,7 +442,8 @@ def fake_ray(monkeypatch: pytest.MonkeyPatch) -> dict:
         seen.update(paths=paths, output=output, cfg=cfg, options=options)
         if "error" in seen:
             raise ray_runner.RayRunnerError(seen["error"])
-        on_result and on_result(None)
+        for _ in range(seen["summary"].scored):
+            on_result(None)  # one per record, as the runner does
         return seen["summary"]
 
     monkeypatch.setattr(ray_runner, "run_ray", run_ray)
@@ -473,6 +475,8 @@ def test_ray_engine_passes_options_and_reports(fake_ray: dict, noisy, tmp_path: 
     assert opts["source_options"].keep_columns == ("a", "b")
     t = text(res)
     assert f"2 scored, 1 failed, 3 already done, 4 invalid answers, 1.2 s -> {out}" in t
+    moved = invoke(*[a for a in args if a != "-q"])  # the progress bar counts the records
+    assert re.search(r"^scoring \(ray\) .*\b2\b", moved.output, re.M), moved.output
     assert "failed a.png: loading failed: boom" in t
     fake_ray["summary"] = RaySummary(scored=2)
     res = invoke("score", str(noisy[0]), *FAST, "--engine", "ray", "-o", str(out), "-q")

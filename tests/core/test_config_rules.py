@@ -432,6 +432,9 @@ def test_read_config_file(tmp_path: Path):
             read_config_file(path)
         assert str(exc.value).startswith(f"--config: {path}" if text != "cannot read" else "--config: cannot read")
         assert text in str(exc.value) and exc.value.setting == "--config"
+    with pytest.raises(UsageError) as exc:
+        read_config_file(tmp_path / "absent.yaml")
+    assert str(exc.value) == f"--config: cannot read {tmp_path / 'absent.yaml'}: No such file or directory"
 
 
 def test_overriding_the_segmenter_drops_the_presets_sam2_options(tmp_path: Path):

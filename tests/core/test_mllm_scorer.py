@@ -216,3 +216,21 @@ def test_a_backend_without_prepare_is_run_on_the_plan():
     plan = scorer.prepare_crops(crops_of(*MIXED))
     assert vlm.calls == []
     assert [s.raw for s in scorer.score_prepared(plan)] == ["1", "6", "4"] and len(vlm.calls) == 1
+
+
+def test_defaults_are_the_word_standard_and_the_expected_readout():
+    vlm = FakeVLM()
+    [s] = MLLMScorer(vlm).score_crops(crops_of((100, "x", "global")))
+    assert vlm.calls[0][2] == [str(k) for k in range(1, 8)] and "7: Perfect!" in vlm.calls[0][0].before_image
+    assert s.score == approx(expected_level(t_of(100), 7)) and s.probs == approx(level_probs(t_of(100), 7))
+
+
+def test_standard_and_readout_objects_are_used_as_given():
+    from dogiqa.readout import get_readout
+    from dogiqa.standards import get_standard
+
+    vlm = FakeVLM()
+    scorer = MLLMScorer(vlm, get_standard("number", 5), get_readout("int"), levels=9)  # levels: only for names
+    [s] = scorer.score_crops(crops_of((160, "x", "global")))
+    assert scorer.levels == 5 and vlm.calls[0][2] == ["1", "2", "3", "4", "5"] and s.raw == "5" and s.score == 5.0
+    assert "[1,2,3,4,5]" in vlm.calls[0][0].after_image

@@ -4,6 +4,7 @@ field lands in its own column, appends and resumes keep what they should, Parque
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import os
 from pathlib import Path
@@ -354,6 +355,19 @@ def test_parquet_writer_keeps_the_first_type_of_a_column(tmp_path):
     table = pq.read_table(out)
     assert pa.types.is_integer(table.schema.field("n").type)
     assert table.column("n").to_pylist() == [1, 2, None, 4] and table.column("score").to_pylist() == [0, 1, 2, 3]
+
+
+def test_parquet_writer_keeps_values_after_an_empty_first_group(tmp_path):
+    out = tmp_path / "s.parquet"
+    when = datetime.datetime(2024, 1, 2, 3, 4, 5)
+    with ParquetResultWriter(out, rows=2) as w:
+        w.write(ImageResult(path="a.png", columns={"n": None, "when": when}))
+        w.write(ImageResult(path="b.png", columns={"n": None, "when": "unknown"}))  # mixed: all as text
+        w.write(ImageResult(path="c.png", columns={"n": 5, "when": "later"}))
+    table = pq.read_table(out)
+    assert table.column("n").to_pylist() == [None, None, "5"]  # no type seen first: text, the value kept
+    first, *rest = table.column("when").to_pylist()
+    assert json.loads(first) == str(when) and rest == ["unknown", "later"]
 
 
 def test_parquet_writer_even_groups_and_no_records(tmp_path):
