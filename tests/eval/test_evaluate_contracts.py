@@ -154,6 +154,8 @@ def test_ci_defaults_are_the_documented_1000_resamples_seed_0_and_95_percent():
     p, t = curve_data(15, seed=7)
     got = bootstrap_ci(p, t, metrics=("plcc",))["plcc"]
     assert list(got) == pytest.approx(boot_reference(p, t, stats.pearsonr, 1000, 0, 0.95), abs=1e-9)
+    report = compute_metrics(p, t)
+    assert report["bootstrap"] == {"n": 1000, "seed": 0, "level": 0.95} and report["ci"]["plcc"] == list(got)
 
 
 def test_ci_of_a_logistic_metric_and_undefined_resamples():

@@ -741,3 +741,14 @@ def test_probe_without_candidates_needs_no_logprobs(srv):
     with client(srv, check_server=True) as be:
         be.probe(PROMPT, [], "expected")
     assert len(srv.requests) == 1 and "logprobs" not in srv.requests[0]
+
+
+def test_a_closed_backend_reopens_on_the_next_run(srv):
+    be = client(srv)
+    with be as entered:
+        assert entered is be
+        be.run([IMG], PROMPT, LEVELS)
+    be.close()  # closing twice is harmless
+    [out] = be.run([IMG], PROMPT, LEVELS)
+    be.close()
+    assert out.error is None and len(srv.requests) == 2
