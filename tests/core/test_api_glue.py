@@ -87,13 +87,13 @@ def comparable(record: object) -> dict:
 def test_every_model_setting_reaches_the_backend_loader_and_the_record(loader: Loader):
     iqa = DogIQA(model="org/vlm", revision="r1", device="cpu", dtype="bfloat16", batch_size=3, max_batch_tokens=999,
                  prefix_cache=True, trust_remote_code=True, backend_options={"knob": 5}, standard="number", levels=5,
-                 readout="int", aggregation="code", min_area=7, crop_mode="mask")  # fmt: skip
+                 preprocess_workers=2, readout="int", aggregation="code", min_area=7, crop_mode="mask")  # fmt: skip
     [(model, backend, kw)] = loader.calls
     assert (model, backend) == ("org/vlm", "auto")
     assert {k: kw.get(k) for k in ("device", "dtype", "batch_size", "max_batch_tokens", "prefix_cache", "revision",
-                                   "trust_remote_code", "knob")} == {
+                                   "trust_remote_code", "knob", "preprocess_workers")} == {
         "device": "cpu", "dtype": "bfloat16", "batch_size": 3, "max_batch_tokens": 999, "prefix_cache": True,
-        "revision": "r1", "trust_remote_code": True, "knob": 5}  # fmt: skip
+        "revision": "r1", "trust_remote_code": True, "knob": 5, "preprocess_workers": 2}  # fmt: skip
     record = iqa.score(grey(160))
     assert record.error is None and record.global_raw == "5" and record.score == approx(5 + 0.1 + 0.5 * 5)
     [(prompt, _, cands)] = loader.vlm.calls  # global view and whole-image region: the same crop, asked once
@@ -355,6 +355,7 @@ def test_staged_and_serial_runs_agree_with_a_preparing_backend_and_k_9(readout: 
     images = [two_tone(40, 255), grey(230), two_tone(255, 120)]
     serial = list(scorer_pipeline(readout=readout, levels=9, staged=False, chunk_size=2).score_many(images))
     vlm = PreparingFakeVLM()
+    vlm.run = lambda *a, **k: pytest.fail("the staged pipeline re-ran crops it had prepared")  # type: ignore[method-assign]
     staged = list(scorer_pipeline(vlm, readout=readout, levels=9, staged=True, chunk_size=2).score_many(images))
     assert vlm.prepared and [comparable(r) | {"config": None} for r in staged] == [
         comparable(r) | {"config": None} for r in serial]  # fmt: skip

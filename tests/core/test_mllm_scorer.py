@@ -191,6 +191,10 @@ def test_the_store_key_depends_on_model_prompt_and_tokens_not_on_the_call_alone(
     assert ws.asked == 1  # the local prompt differs from the global one with the paper's whitespace
 
 
+def _no_plain_run(*args: object, **kwargs: object) -> None:
+    raise AssertionError("backend.run called although the crops were prepared")
+
+
 def test_prepared_scoring_equals_direct_scoring_and_skips_stored_answers():
     store = DictStore()
     direct = MLLMScorer(FakeVLM(), "word", "expected", 7, paper_whitespace=True).score_crops(crops_of(*MIXED))
@@ -200,6 +204,7 @@ def test_prepared_scoring_equals_direct_scoring_and_skips_stored_answers():
     assert vlm.calls == [] and len(vlm.prepared) == 2  # preprocessing only, one per prompt
     assert all(cands == [str(k) for k in range(1, 8)] and want for _, cands, want in vlm.prepared)
     assert sorted(indent(p) for p, _, _ in vlm.prepared) == [20, 24]
+    vlm.run = _no_plain_run  # the prepared inputs are what the model runs on
     staged = scorer.score_prepared(plan)
     assert [s.score for s in staged] == approx([s.score for s in direct])
     assert [s.variance for s in staged] == approx([s.variance for s in direct])
