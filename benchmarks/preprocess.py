@@ -27,8 +27,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--side", type=int, default=1024, help="long side of the generated photos, px")
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 1, 2], help="thread counts, in this order")
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
 
     import torch
@@ -45,7 +45,7 @@ def main() -> None:
         images = [Image.open(p).convert("RGB") for p in write_images(tmp, args.images, args.side)]
         folder = testing.build_tiny_qwen2vl(tmp / "qwen")
         prompt, levels = Prompt("Rate the quality of this image:", "", None, ""), [str(k) for k in range(1, 8)]
-        rows, reference = {}, None
+        rows, reference = [], None
         for workers in args.workers:
             backend = TransformersVLM(str(folder), batch_size=args.batch_size, preprocess_workers=workers)
             backend.prepare(images[:2], prompt, levels)  # warm-up (processor copies made)
@@ -57,9 +57,10 @@ def main() -> None:
             inputs = [{k: v.tolist() for k, v in enc.items()} for _, enc in prepared.batches]
             assert reference is None or inputs == reference, "the processor's output depends on the threads"
             reference = inputs
-            rows[workers] = {"s_per_image": round(statistics.median(runs) / args.images, 4), "runs_s": runs}
-    base = rows[args.workers[0]]["s_per_image"]
-    for r in rows.values():
+            per_image = round(statistics.median(runs) / args.images, 4)
+            rows.append({"workers": workers, "s_per_image": per_image, "runs_s": [round(r, 3) for r in runs]})
+    base = rows[0]["s_per_image"]
+    for r in rows:
         r["speed_up"] = round(base / r["s_per_image"], 2)
     out = {"images": args.images, "side": args.side, "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
            "workers": rows}  # fmt: skip

@@ -1,8 +1,9 @@
 """DogIQA's glue, observed from outside: what the backend loader and the segmenter are built with, which crops go
 to the model with which prompt, what each record holds, and that one image's failure stays with that image.
 
-The model is the recording fake VLM of tests/fake_vlm.py (answer = round(8 * brightness)); expected values are
-computed by hand from that rule and the paper's formula S = 0.5 s_g + 0.5 S_local + N K / c_max.
+The model is the tiny brightness Qwen2-VL behind the call recorder of tests/brightness_vlm.py (answer =
+round(8 * brightness)); expected values are computed by hand from that rule and the paper's formula
+S = 0.5 s_g + 0.5 S_local + N K / c_max.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_vlm import DictStore, FakeVLM, HalvesSegmenter, approx, grey, t_of, two_tone
+from brightness_vlm import BrightnessVLM, DictStore, HalvesSegmenter, approx, grey, t_of, two_tone
 from PIL import Image
 
 import dogiqa.backends
@@ -31,15 +32,15 @@ def indent(after_image: str) -> int:
 
 
 class Loader:
-    """Stands in for ``dogiqa.backends.load_backend``: records what it is asked for, returns a FakeVLM."""
+    """Stands in for ``dogiqa.backends.load_backend``: records what it is asked for, returns a BrightnessVLM."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict]] = []
-        self.vlm: FakeVLM | None = None
+        self.vlm: BrightnessVLM | None = None
 
-    def __call__(self, model: str, backend: str = "auto", **kwargs: object) -> FakeVLM:
+    def __call__(self, model: str, backend: str = "auto", **kwargs: object) -> BrightnessVLM:
         self.calls.append((model, backend, kwargs))
-        self.vlm = FakeVLM(model_id=f"{model}@{kwargs.get('revision')}")
+        self.vlm = BrightnessVLM(model_id=f"{model}@{kwargs.get('revision')}")
         return self.vlm
 
 
@@ -72,8 +73,9 @@ def sam2(monkeypatch: pytest.MonkeyPatch) -> type[RecordingSam2]:
     return RecordingSam2
 
 
-def scorer_pipeline(vlm: FakeVLM | None = None, readout: str = "int", levels: int = 7, **kw: object) -> DogIQA:
-    scorer = MLLMScorer(vlm or FakeVLM(), "word", readout, levels, invalid_as_one=bool(kw.pop("invalid_as_one", False)),
+def scorer_pipeline(vlm: BrightnessVLM | None = None, readout: str = "int", levels: int = 7, **kw: object) -> DogIQA:
+    scorer = MLLMScorer(vlm or BrightnessVLM(), "word", readout, levels,
+                        invalid_as_one=bool(kw.pop("invalid_as_one", False)),
                         paper_whitespace=bool(kw.pop("paper_whitespace", False)))  # fmt: skip
     kw.setdefault("segmenter", HalvesSegmenter())
     return DogIQA(scorer=scorer, **kw)  # type: ignore[arg-type]
@@ -141,7 +143,7 @@ def test_the_paper_preset_end_to_end_with_sam2_options(loader: Loader, sam2: typ
 
 def test_from_preset_passes_objects_cache_and_masks_through(sam2: type[RecordingSam2]):
     store = DictStore()
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     scorer = MLLMScorer(vlm, "word", "int", 7, cache=store)
     iqa = DogIQA.from_preset("recommended", scorer=scorer, segmenter=HalvesSegmenter(), keep_masks=True,
                              aggregation_options={"c_max": 20})  # fmt: skip
@@ -185,7 +187,7 @@ def test_region_records_carry_their_distribution_and_the_uncertainty_is_propagat
 
 
 def test_region_crops_are_asked_with_the_local_prompt_and_the_global_view_with_the_global_one():
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     r = scorer_pipeline(vlm, paper_whitespace=True, crop_mode="mask").score(two_tone(40, 200))
     assert r.error is None
     calls = {indent(p.after_image): ys for p, ys, _ in vlm.calls}
@@ -201,7 +203,7 @@ def test_crop_mode_mask_blacks_out_what_is_outside_the_region():
             yy, xx = np.mgrid[: image.height, : image.width]
             return [xx <= yy]
 
-    bbox, mask = FakeVLM(), FakeVLM()
+    bbox, mask = BrightnessVLM(), BrightnessVLM()
     scorer_pipeline(bbox, segmenter=Diagonal()).score(grey(200))
     scorer_pipeline(mask, segmenter=Diagonal(), crop_mode="mask").score(grey(200))
     local = [ys for _, ys, _ in bbox.calls]
@@ -213,7 +215,7 @@ def test_crop_mode_mask_blacks_out_what_is_outside_the_region():
 
 
 def test_min_area_decides_the_regions():
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     kept = scorer_pipeline(vlm, min_area=6272).score(two_tone(40, 200))
     dropped = scorer_pipeline(vlm, min_area=6273).score(two_tone(40, 200))
     assert [g.kind for g in kept.regions] == ["mask", "mask"] and kept.config["min_area"] == 6272
@@ -222,7 +224,7 @@ def test_min_area_decides_the_regions():
 
 
 def test_local_only_aggregation_never_asks_the_global_view():
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     r = scorer_pipeline(vlm, aggregation="local").score(two_tone(40, 200))
     assert vlm.asked == 2 and r.global_score is None and r.global_raw is None
     assert r.score == approx(3.5)
@@ -252,7 +254,7 @@ def test_one_images_failures_do_not_touch_its_chunk_neighbours(tmp_path: Path, s
     images = _images(tmp_path)
     solo = scorer_pipeline(chunk_size=5, staged=staged)
     alone = [comparable(solo.score(im)) for im in (images[0], images[2], images[4])]
-    vlm = FakeVLM(raise_below=0.1)  # a call with the dark image fails as a whole: each image is retried alone
+    vlm = BrightnessVLM(raise_below=0.1)  # a call with the dark image fails as a whole: each image is retried alone
     out = list(scorer_pipeline(vlm, chunk_size=5, staged=staged).score_many(images))
     assert [r.path for r in out][1] == str(images[1])
     assert out[1].error.startswith(f"{images[1]}: loading failed")
@@ -321,10 +323,10 @@ def test_segmentation_errors_name_the_image_and_the_stage():
         def segment(self, image):
             return [np.ones((3, 3), bool)]
 
-    r = DogIQA(scorer=MLLMScorer(FakeVLM(), "word", "int", 7), segmenter=Broken()).score(grey(100))
+    r = DogIQA(scorer=MLLMScorer(BrightnessVLM(), "word", "int", 7), segmenter=Broken()).score(grey(100))
     assert r.error.endswith(": segmentation failed: ValueError: no masks today second line")
     assert r.score is None and r.regions == [] and r.global_score is None
-    w = DogIQA(scorer=MLLMScorer(FakeVLM(), "word", "int", 7), segmenter=WrongShape()).score(grey(100))
+    w = DogIQA(scorer=MLLMScorer(BrightnessVLM(), "word", "int", 7), segmenter=WrongShape()).score(grey(100))
     assert ": segmentation failed: ValueError: mask 0 has shape (3, 3)" in w.error
 
 
@@ -350,11 +352,11 @@ def test_progress_hears_each_image_once_also_when_it_fails(tmp_path: Path):
 # -- more settings that must reach the work -----------------------------------------------------------------------
 @pytest.mark.parametrize("readout", ["int", "expected"])
 def test_staged_and_serial_runs_agree_with_a_preparing_backend_and_k_9(readout: str):
-    from fake_vlm import PreparingFakeVLM
+    from brightness_vlm import PreparingBrightnessVLM
 
     images = [two_tone(40, 255), grey(230), two_tone(255, 120)]
     serial = list(scorer_pipeline(readout=readout, levels=9, staged=False, chunk_size=2).score_many(images))
-    vlm = PreparingFakeVLM()
+    vlm = PreparingBrightnessVLM()
     vlm.run = lambda *a, **k: pytest.fail("the staged pipeline re-ran crops it had prepared")  # type: ignore[method-assign]
     staged = list(scorer_pipeline(vlm, readout=readout, levels=9, staged=True, chunk_size=2).score_many(images))
     assert vlm.prepared and [comparable(r) | {"config": None} for r in staged] == [
@@ -394,7 +396,7 @@ def test_from_config_passes_the_store_and_keep_masks(loader: Loader):
 def test_the_same_pixels_under_two_names_are_asked_once_with_a_store(tmp_path: Path):
     for name in ("a.png", "b.png"):
         two_tone(40, 200).save(tmp_path / name)
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     iqa = DogIQA(scorer=MLLMScorer(vlm, "word", "int", 7, cache=DictStore()), segmenter=HalvesSegmenter())
     a, b = iqa.score_many([tmp_path / "a.png", tmp_path / "b.png"])
     assert vlm.asked == 3 and comparable(a) | {"path": "", "key": ""} == comparable(b) | {"path": "", "key": ""}
@@ -491,6 +493,6 @@ def test_objects_without_a_name_are_recorded_by_their_class_and_preset_aggregati
     r = scorer_pipeline(segmenter=PlainSplit()).score(two_tone(40, 200))
     assert r.config["segmenter"] == "PlainSplit" and len(r.regions) == 2
     mine = Aggregation("mine", global_weight=0.0, local_weight=1.0)
-    p = DogIQA.from_preset("recommended", scorer=MLLMScorer(FakeVLM(), "word", "int", 7), segmenter=PlainSplit(),
+    p = DogIQA.from_preset("recommended", scorer=MLLMScorer(BrightnessVLM(), "word", "int", 7), segmenter=PlainSplit(),
                            aggregation=mine).score(two_tone(40, 200))  # fmt: skip
     assert p.config["aggregation"] == "mine" and p.global_score is None and p.score == approx(3.5)

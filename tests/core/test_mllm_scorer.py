@@ -1,4 +1,4 @@
-"""MLLMScorer's contract, observed through a recording fake VLM whose answers follow brightness (tests/fake_vlm.py):
+"""MLLMScorer's contract, observed through the tiny brightness Qwen2-VL behind a call recorder (brightness_vlm.py):
 which prompt each crop is asked with, which tokens are read, invalid answers, the raw-output store."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from fake_vlm import DictStore, FakeVLM, PreparingFakeVLM, approx, grey, t_of, tw_of
+from brightness_vlm import BrightnessVLM, DictStore, PreparingBrightnessVLM, approx, grey, t_of, tw_of
 
 from dogiqa.backends.base import BackendError, Prompt
 from dogiqa.scorers.base import Crop
@@ -32,7 +32,7 @@ MIXED = [(40, "a", "local"), (200, "b", "global"), (120, "c", "local")]  # t = 1
 
 
 def test_same_prompt_for_both_calls_is_one_backend_call_in_input_order():
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     scores = MLLMScorer(vlm, "word", "int", 7).score_crops(crops_of(*MIXED))
     assert [s.raw for s in scores] == ["1", "6", "4"] and [s.score for s in scores] == [1.0, 6.0, 4.0]
     [(prompt, ys, cands)] = vlm.calls
@@ -43,7 +43,7 @@ def test_same_prompt_for_both_calls_is_one_backend_call_in_input_order():
 
 
 def test_paper_whitespace_asks_global_and_local_crops_with_their_own_prompts():
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     scores = MLLMScorer(vlm, "word", "int", 7, paper_whitespace=True).score_crops(crops_of(*MIXED))
     assert [s.raw for s in scores] == ["1", "6", "4"]  # still in input order
     by_call = {p.after_image: ys for p, ys, _ in vlm.calls}
@@ -57,7 +57,7 @@ def test_paper_whitespace_asks_global_and_local_crops_with_their_own_prompts():
 
 @pytest.mark.parametrize("levels", [3, 5, 9])
 def test_levels_set_the_candidates_and_the_valid_answers(levels):
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     scorer = MLLMScorer(vlm, "word", "int", levels)
     assert scorer.levels == levels and scorer.score_range == (1.0, float(levels))
     s_white, s_mid = scorer.score_crops(crops_of((255, "w", "global"), (80, "m", "global")))  # "8", "3"
@@ -70,17 +70,17 @@ def test_levels_set_the_candidates_and_the_valid_answers(levels):
 
 def test_invalid_answers_are_errors_unless_the_paper_fallback_scores_them_one():
     crops = crops_of((0, "d", "global"), (255, "w", "local"), (160, "m", "local"))  # "0", "8", "5"
-    strict = MLLMScorer(FakeVLM(), "word", "int", 7).score_crops(crops)
+    strict = MLLMScorer(BrightnessVLM(), "word", "int", 7).score_crops(crops)
     assert [s.score for s in strict] == [None, None, 5.0]
     assert [s.failure for s in strict] == ["invalid_answer", "invalid_answer", None]
     assert "'0'" in strict[0].error and "'8'" in strict[1].error
-    paper = MLLMScorer(FakeVLM(), "word", "int", 7, invalid_as_one=True).score_crops(crops)
+    paper = MLLMScorer(BrightnessVLM(), "word", "int", 7, invalid_as_one=True).score_crops(crops)
     assert [s.score for s in paper] == [1.0, 1.0, 5.0] and [s.raw for s in paper] == ["0", "8", "5"]
     assert [s.failure for s in paper] == ["invalid_answer", "invalid_answer", None]  # still counted
 
 
 def test_expected_readout_reads_the_level_token_distribution():
-    [s] = MLLMScorer(FakeVLM(), "word", "expected", 5).score_crops(crops_of((100, "x", "global")))
+    [s] = MLLMScorer(BrightnessVLM(), "word", "expected", 5).score_crops(crops_of((100, "x", "global")))
     t = t_of(100)
     probs = level_probs(t, 5)
     mean = expected_level(t, 5)
@@ -90,7 +90,7 @@ def test_expected_readout_reads_the_level_token_distribution():
 
 
 def test_qalign_uses_its_own_prompt_words_and_five_levels():
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     scorer = MLLMScorer(vlm, "word", "qalign", 7)  # Q-Align has 5 levels whatever the standard's K
     assert scorer.levels == 5 and scorer.score_range == (1.0, 5.0)
     [s] = scorer.score_crops(crops_of((80, "x", "local")))
@@ -102,7 +102,7 @@ def test_qalign_uses_its_own_prompt_words_and_five_levels():
 
 
 def test_qalign_without_space_tokens_falls_back_and_moves_the_space_into_the_prefix():
-    vlm = FakeVLM(reject=[" bad"])
+    vlm = BrightnessVLM(reject=[" bad"])
     scorer = MLLMScorer(vlm, "word", "qalign")
     assert vlm.checked[0][0] == " bad" and scorer.candidates == ["bad", "poor", "fair", "good", "excellent"]
     scorer.score_crops(crops_of((80, "x", "global")))
@@ -112,7 +112,7 @@ def test_qalign_without_space_tokens_falls_back_and_moves_the_space_into_the_pre
 
 
 def test_qbench_is_the_probability_of_good():
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     scorer = MLLMScorer(vlm, "word", "qbench")
     assert scorer.levels == 2 and scorer.score_range == (0.0, 1.0)
     [s] = scorer.score_crops(crops_of((120, "x", "global")))
@@ -124,12 +124,12 @@ def test_qbench_is_the_probability_of_good():
 
 def test_a_readout_the_model_cannot_serve_is_refused_with_each_reason():
     with pytest.raises(BackendError, match="readout 'qalign' cannot run on this model") as info:
-        MLLMScorer(FakeVLM(reject=[" bad", "good"]), "word", "qalign")
+        MLLMScorer(BrightnessVLM(reject=[" bad", "good"]), "word", "qalign")
     assert "' bad' is not one token" in str(info.value) and "'good' is not one token" in str(info.value)
 
 
 def test_a_probing_backend_is_asked_once_with_the_global_prompt_before_any_image():
-    class Probing(FakeVLM):
+    class Probing(BrightnessVLM):
         def __init__(self):
             super().__init__()
             self.probes = []
@@ -144,14 +144,14 @@ def test_a_probing_backend_is_asked_once_with_the_global_prompt_before_any_image
 
 
 def test_backend_errors_stay_with_their_crop():
-    vlm = FakeVLM(error_below=0.1)
+    vlm = BrightnessVLM(error_below=0.1)
     scores = MLLMScorer(vlm, "word", "int", 7).score_crops(crops_of((10, "d", "local"), (200, "b", "local")))
     assert scores[0].score is None and scores[0].failure == "call_failed" and "too dark" in scores[0].error
     assert scores[1].score == 6.0 and scores[1].error is None
 
 
 def test_the_raw_store_reuses_answers_asks_twins_once_and_keeps_no_errors():
-    store, vlm = DictStore(), FakeVLM(error_below=0.1)
+    store, vlm = DictStore(), BrightnessVLM(error_below=0.1)
     scorer = MLLMScorer(vlm, "word", "int", 7, cache=store)
     crops = crops_of((200, "same", "global"), (200, "same", "global"), (120, "", "local"), (10, "dark", "local"))
     first = scorer.score_crops(crops)
@@ -165,7 +165,7 @@ def test_the_raw_store_reuses_answers_asks_twins_once_and_keeps_no_errors():
 
 @pytest.mark.parametrize("store", [None, "dict"])
 def test_crops_without_a_key_are_never_taken_for_each_other(store):
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     scorer = MLLMScorer(vlm, "word", "int", 7, cache=DictStore() if store else None)
     scores = scorer.score_crops(crops_of((40, "", "local"), (200, "", "local"), (120, "", "local")))
     assert vlm.asked == 3 and [s.raw for s in scores] == ["1", "6", "4"]
@@ -174,19 +174,19 @@ def test_crops_without_a_key_are_never_taken_for_each_other(store):
 def test_the_store_key_depends_on_model_prompt_and_tokens_not_on_the_call_alone():
     store = DictStore()
     crop = crops_of((120, "k", "global"))
-    MLLMScorer(FakeVLM(), "word", "int", 7, cache=store).score_crops(crop)
-    same = FakeVLM()
+    MLLMScorer(BrightnessVLM(), "word", "int", 7, cache=store).score_crops(crop)
+    same = BrightnessVLM()
     MLLMScorer(same, "word", "int", 7, cache=store).score_crops(crops_of((120, "k", "local")))
     assert same.asked == 0  # global and local prompts are the same text without the paper's whitespace
     for other in (
-        MLLMScorer(FakeVLM(model_id="other/vlm"), "word", "int", 7, cache=store),  # another model
-        MLLMScorer(FakeVLM(), "word", "int", 5, cache=store),  # other levels: other prompt and tokens
-        MLLMScorer(FakeVLM(), "word", "int", 7, paper_whitespace=True, cache=store),  # other prompt
-        MLLMScorer(FakeVLM(), "number", "int", 7, cache=store),  # another standard
+        MLLMScorer(BrightnessVLM(model_id="other/vlm"), "word", "int", 7, cache=store),  # another model
+        MLLMScorer(BrightnessVLM(), "word", "int", 5, cache=store),  # other levels: other prompt and tokens
+        MLLMScorer(BrightnessVLM(), "word", "int", 7, paper_whitespace=True, cache=store),  # other prompt
+        MLLMScorer(BrightnessVLM(), "number", "int", 7, cache=store),  # another standard
     ):
         other.score_crops(crop)
         assert other.backend.asked == 1
-    ws = FakeVLM()
+    ws = BrightnessVLM()
     MLLMScorer(ws, "word", "int", 7, paper_whitespace=True, cache=store).score_crops(crops_of((120, "k", "local")))
     assert ws.asked == 1  # the local prompt differs from the global one with the paper's whitespace
 
@@ -197,8 +197,8 @@ def _no_plain_run(*args: object, **kwargs: object) -> None:
 
 def test_prepared_scoring_equals_direct_scoring_and_skips_stored_answers():
     store = DictStore()
-    direct = MLLMScorer(FakeVLM(), "word", "expected", 7, paper_whitespace=True).score_crops(crops_of(*MIXED))
-    vlm = PreparingFakeVLM()
+    direct = MLLMScorer(BrightnessVLM(), "word", "expected", 7, paper_whitespace=True).score_crops(crops_of(*MIXED))
+    vlm = PreparingBrightnessVLM()
     scorer = MLLMScorer(vlm, "word", "expected", 7, paper_whitespace=True, cache=store)
     plan = scorer.prepare_crops(crops_of(*MIXED))
     assert vlm.calls == [] and len(vlm.prepared) == 2  # preprocessing only, one per prompt
@@ -216,7 +216,7 @@ def test_prepared_scoring_equals_direct_scoring_and_skips_stored_answers():
 
 
 def test_a_backend_without_prepare_is_run_on_the_plan():
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     scorer = MLLMScorer(vlm, "word", "int", 7)
     plan = scorer.prepare_crops(crops_of(*MIXED))
     assert vlm.calls == []
@@ -224,7 +224,7 @@ def test_a_backend_without_prepare_is_run_on_the_plan():
 
 
 def test_defaults_are_the_word_standard_and_the_expected_readout():
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     [s] = MLLMScorer(vlm).score_crops(crops_of((100, "x", "global")))
     assert vlm.calls[0][2] == [str(k) for k in range(1, 8)] and "7: Perfect!" in vlm.calls[0][0].before_image
     assert s.score == approx(expected_level(t_of(100), 7)) and s.probs == approx(level_probs(t_of(100), 7))
@@ -234,7 +234,7 @@ def test_standard_and_readout_objects_are_used_as_given():
     from dogiqa.readout import get_readout
     from dogiqa.standards import get_standard
 
-    vlm = FakeVLM()
+    vlm = BrightnessVLM()
     scorer = MLLMScorer(vlm, get_standard("number", 5), get_readout("int"), levels=9)  # levels: only for names
     [s] = scorer.score_crops(crops_of((160, "x", "global")))
     assert scorer.levels == 5 and vlm.calls[0][2] == ["1", "2", "3", "4", "5"] and s.raw == "5" and s.score == 5.0

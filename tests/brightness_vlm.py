@@ -59,12 +59,12 @@ def brightness_backend() -> Any:
     return TransformersVLM(str(folder), device="cpu", dtype="float32", prefix_cache=False)
 
 
-class FakeVLM:
+class BrightnessVLM:
     """The Backend protocol over the real brightness model, recording each call. Injected faults: ``reject``:
     candidate strings refused (as if not one token); ``error_below``: crops darker than this brightness get a
     per-crop error output; ``raise_below``: a call with such a crop raises."""
 
-    def __init__(self, model_id: str = "fake/bright-vlm", reject: Sequence[str] = (), error_below: float = -1.0,
+    def __init__(self, model_id: str = "tiny/brightness-qwen2vl", reject: Sequence[str] = (), error_below: float = -1.0,
                  raise_below: float = -1.0):  # fmt: skip
         self.model_id, self.reject = model_id, set(reject)
         self.error_below, self.raise_below = error_below, raise_below
@@ -100,7 +100,7 @@ class FakeVLM:
         return sum(len(ys) for _, ys, _ in self.calls)
 
 
-class PreparingFakeVLM(FakeVLM):
+class PreparingBrightnessVLM(BrightnessVLM):
     """The same model with the optional ``prepare``/``run_prepared`` split (the pipeline's CPU half)."""
 
     def __init__(self, **kw: Any):
