@@ -256,6 +256,8 @@ def test_score_table_summary_and_failures(noisy, tmp_path: Path):
     recs = {Path(r["path"]).name: r for r in records(out)}
     assert set(recs) == {"n0.png", "n1.png", "zero.png"}
     lines = res.output.splitlines()
+    header = next(x for x in lines if "┃ image" in x).replace("┃", " ").split()
+    assert header == ["image", "score", "global", "regions", "invalid", "error"]  # the columns the rows fill
     row = next(x for x in lines if "n0.png" in x).replace("│", " ").split()
     assert row == ["n0.png", f"{recs['n0.png']['score']:.3f}", f"{recs['n0.png']['global_score']:.3f}", "0", "0"]
     bad = next(x for x in lines if "zero.png" in x).replace("│", " ").split()

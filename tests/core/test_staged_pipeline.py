@@ -163,6 +163,25 @@ def test_images_in_flight_are_bounded_whatever_the_collection_size():
     assert yielded[0] == 300 and max(ahead) <= 10
 
 
+def test_the_in_flight_bound_given_to_dogiqa_is_kept_by_its_pipeline():
+    """max_in_flight=3 passed to DogIQA (as --max-in-flight is) bounds score_many's read-ahead, whose own default
+    would let about a dozen images through."""
+    read, yielded, ahead = [0], [0], []
+
+    def source():
+        for im in gray_images(1) * 60:
+            read[0] += 1
+            yield im
+
+    iqa = DogIQA(scorer=MeanScorer(), segmenter=LeftHalf(), aggregation="code", chunk_size=1, max_in_flight=3)
+    for result in iqa.score_many(source()):
+        assert result.ok
+        yielded[0] += 1
+        ahead.append(read[0] - yielded[0])
+        time.sleep(0.002)  # a slow consumer: the stages run as far ahead as they are allowed
+    assert yielded[0] == 60 and max(ahead) <= 3
+
+
 def test_an_early_stop_ends_the_threads_and_a_failing_source_is_raised():
     iqa = DogIQA(scorer=MeanScorer(), segmenter=LeftHalf(), aggregation="code", chunk_size=2)
     before = threading.active_count()
