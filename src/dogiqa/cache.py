@@ -219,21 +219,26 @@ class RawCache:
         Keys are :class:`CacheKey` objects or ready-made digests (strings, e.g. ``MLLMScorer.cache_key``).
         """
         by_digest = {_digest(k): k for k in keys}
-        digests = list(by_digest)
-        out: dict[Any, RawOutput] = {}
+        sql = "SELECT key, text, logprobs, error, meta FROM raw WHERE key IN ({marks})"
+        return {
+            by_digest[digest]: RawOutput(
+                text=text,
+                logprobs=None if logprobs is None else json.loads(logprobs),
+                error=error,
+                meta=json.loads(meta) if meta else {},
+            )
+            for digest, text, logprobs, error, meta in self._rows_in(sql, list(by_digest))
+        }
+
+    def _rows_in(self, sql: str, values: list[Any], *params: Any) -> list[tuple]:
+        """Rows of ``sql``, whose ``{marks}`` is an ``IN`` list of ``values``, asked ``_CHUNK`` values at a time
+        (SQLite limits the variables of one statement); ``params`` come before the list."""
+        rows: list[tuple] = []
         with self._lock:
-            for i in range(0, len(digests), _CHUNK):
-                chunk = digests[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT key, text, logprobs, error, meta FROM raw WHERE key IN ({marks})"
-                for digest, text, logprobs, error, meta in self._db.execute(sql, chunk):
-                    out[by_digest[digest]] = RawOutput(
-                        text=text,
-                        logprobs=None if logprobs is None else json.loads(logprobs),
-                        error=error,
-                        meta=json.loads(meta) if meta else {},
-                    )
-        return out
+            for i in range(0, len(values), _CHUNK):
+                chunk = values[i : i + _CHUNK]
+                rows += self._db.execute(sql.format(marks=",".join("?" * len(chunk))), [*params, *chunk]).fetchall()
+        return rows
 
     def put_many(self, outputs: Mapping[CacheKey | str, RawOutput], keep_errors: bool = False) -> int:
         """Store outputs in one transaction; outputs with an error are skipped unless ``keep_errors``
@@ -299,15 +304,8 @@ class RawCache:
 
     def get_images(self, key: str, hashes: Iterable[str]) -> dict[str, str]:
         """Image hash -> record JSON for those of ``hashes`` finished under a run key (one query per 500)."""
-        wanted = list(dict.fromkeys(hashes))
-        out: dict[str, str] = {}
-        with self._lock:
-            for i in range(0, len(wanted), _CHUNK):
-                chunk = wanted[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT image_hash, record FROM images WHERE run_key = ? AND image_hash IN ({marks})"
-                out.update(self._db.execute(sql, [key, *chunk]).fetchall())
-        return out
+        sql = "SELECT image_hash, record FROM images WHERE run_key = ? AND image_hash IN ({marks})"
+        return dict(self._rows_in(sql, list(dict.fromkeys(hashes)), key))
 
     # ------------------------------------------------------------ file hash memo
 
@@ -339,15 +337,8 @@ class RawCache:
         return out
 
     def _memo(self, resolved: list[str]) -> dict[str, tuple[int, int, str]]:
-        out: dict[str, tuple[int, int, str]] = {}
-        with self._lock:
-            for i in range(0, len(resolved), _CHUNK):
-                chunk = resolved[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT path, size, mtime_ns, hash FROM files WHERE path IN ({marks})"
-                for path, size, mtime, digest in self._db.execute(sql, chunk):
-                    out[path] = (size, mtime, digest)
-        return out
+        sql = "SELECT path, size, mtime_ns, hash FROM files WHERE path IN ({marks})"
+        return {path: (size, mtime, digest) for path, size, mtime, digest in self._rows_in(sql, resolved)}
 
     def images(self, key: str) -> Iterator[tuple[str, str | None, str]]:
         """(image hash, path, record JSON) of every image finished under a run key, oldest first."""

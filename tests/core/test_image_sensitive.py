@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 import pytest
+from brightness_vlm import HalvesSegmenter, grey, t_of
+from brightness_vlm import two_tone as halves_image
 from PIL import Image
 
 from dogiqa.api import DogIQA
@@ -20,34 +22,13 @@ DARK, BRIGHT = 40, 200  # t = 1.255 -> "1", t = 6.275 -> "6"
 W = H = 112
 
 
-def t_of(v: float) -> float:
-    return 8 * v / 255
-
-
 def hand_expected(t: float, levels: int) -> float:
     w = [math.exp(-((k - t) ** 2)) for k in range(1, levels + 1)]
     return sum(k * x for k, x in enumerate(w, start=1)) / sum(w)
 
 
 def two_tone(left: int = DARK, right: int = BRIGHT) -> Image.Image:
-    arr = np.empty((H, W, 3), np.uint8)
-    arr[:, : W // 2], arr[:, W // 2 :] = left, right
-    return Image.fromarray(arr)
-
-
-def grey(v: int, size: tuple[int, int] = (W, H)) -> Image.Image:
-    return Image.new("RGB", size, (v, v, v))
-
-
-class HalvesSegmenter:
-    """Two masks: the left and the right half (in that order)."""
-
-    name = "halves"
-
-    def segment(self, image: Image.Image) -> list[np.ndarray]:
-        left = np.zeros((image.height, image.width), bool)
-        left[:, : image.width // 2] = True
-        return [left, ~left]
+    return halves_image(left, right, (W, H))
 
 
 class TriangleSegmenter:

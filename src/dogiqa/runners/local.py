@@ -115,6 +115,6 @@ _NOTHING = object()
 def _build(iqa: DogIQA | PipelineConfig | Mapping[str, Any] | Callable[[], DogIQA]) -> DogIQA:
     if isinstance(iqa, DogIQA):
         return iqa
-    if callable(iqa) and not isinstance(iqa, (PipelineConfig, Mapping)):
+    if callable(iqa):  # a builder (configurations and mappings are not callable)
         return iqa()
     return DogIQA.from_config(iqa)
