@@ -71,7 +71,9 @@ def build_backend(args: argparse.Namespace, tmp: Path) -> Any:
         if args.size == "7b":
             from dogiqa.testing.tiny import random_qwen25vl_7b
 
-            model, proc = random_qwen25vl_7b(tmp / "q7b", args.device, dtype, max_pixels=args.max_pixels)
+            model, proc = random_qwen25vl_7b(
+                tmp / "q7b", args.device, dtype, max_pixels=args.max_pixels, layers=args.layers
+            )
             return TransformersVLM.from_objects(model, proc, "random Qwen2.5-VL-7B-size", **opts)
         folder = testing.build_tiny_qwen2vl(tmp / "qwen", digit_scale=30.0)
         return TransformersVLM(str(folder), device=args.device, dtype=dtype, **opts)
@@ -81,7 +83,6 @@ def build_backend(args: argparse.Namespace, tmp: Path) -> Any:
         import torch
         from transformers import AutoTokenizer
 
-        from dogiqa.backends.mplug_owl3.configuration import MplugOwl3Config
         from dogiqa.backends.mplug_owl3.modeling import MplugOwl3Model
         from dogiqa.testing.tiny_owl3 import write_owl3_tokenizer
 
@@ -90,7 +91,7 @@ def build_backend(args: argparse.Namespace, tmp: Path) -> Any:
         torch.set_default_dtype(getattr(torch, dtype))  # allocate directly in bf16 (7B in float32: 32 GB)
         try:
             with torch.device(args.device):
-                model = MplugOwl3Model(MplugOwl3Config()).eval()  # the config defaults are mPLUG-Owl3-7B's
+                model = MplugOwl3Model(owl3_7b_config(args.layers)).eval()
         finally:
             torch.set_default_dtype(previous)
         tok = AutoTokenizer.from_pretrained(str(tmp / "owl3tok"))
@@ -99,6 +100,17 @@ def build_backend(args: argparse.Namespace, tmp: Path) -> Any:
 
     folder = build_tiny_mplug_owl3(tmp / "owl3", digit_scale=30.0)
     return MplugOwl3Backend(str(folder), device=args.device, dtype=dtype, batch_size=args.batch_size)
+
+
+def owl3_7b_config(layers: int | None) -> Any:
+    """mPLUG-Owl3-7B's configuration (the class defaults); ``layers``: only that many decoder layers (the
+    first with hyper attention) and vision layers, for a CPU check of the GPU benchmark."""
+    from dogiqa.backends.mplug_owl3.configuration import DEFAULT_VISION, MplugOwl3Config
+
+    if not layers:
+        return MplugOwl3Config()
+    vision = dict(DEFAULT_VISION, num_hidden_layers=layers)
+    return MplugOwl3Config(num_hidden_layers=layers, max_window_layers=layers, hyper_layers=[1], vision_config=vision)
 
 
 def build_segmenter(name: str, args: argparse.Namespace, tmp: Path) -> Any:
@@ -151,8 +163,11 @@ def make_modes(backend: Any, segmenter: Any, args: argparse.Namespace) -> dict[s
 
     agg = "global" if segmenter.name == "none" else args.aggregation
     common = dict(segmenter=segmenter, aggregation=agg, min_area=args.min_area)
-    authors = DogIQA(scorer=AuthorsScorer(MLLMScorer(backend, readout="int")), chunk_size=1, **common)
-    iqa = DogIQA(scorer=MLLMScorer(backend, readout=args.readout), chunk_size=args.chunk_size, **common)
+    # as the paper preset: an answer that is not a digit scores 1 (random weights often answer other tokens)
+    authors = DogIQA(scorer=AuthorsScorer(MLLMScorer(backend, readout="int", invalid_as_one=True)), chunk_size=1,
+                     **common)  # fmt: skip
+    scorer = MLLMScorer(backend, readout=args.readout, invalid_as_one=args.readout == "int")
+    iqa = DogIQA(scorer=scorer, chunk_size=args.chunk_size, **common)
     opts = PipelineOptions(
         load_workers=args.load_workers,
         segment_workers=args.segment_workers,
@@ -246,13 +261,26 @@ def timed(fn: Any, paths: list[Path], cuda: bool) -> tuple[float, float, list]:
     return time.perf_counter() - start, time.process_time() - cpu, out
 
 
+def segment_cpu_s(segmenter: Any, paths: list[Path]) -> float:
+    """CPU seconds per image of the segmenter alone (decoded images, this process, after the warm-up)."""
+    from PIL import Image
+
+    images = [Image.open(p).convert("RGB") for p in paths]
+    start = time.process_time()
+    for image in images:
+        segmenter.segment(image)
+    return (time.process_time() - start) / len(images)
+
+
 def bench_segmenter(name: str, backend: Any, paths: list[Path], args: argparse.Namespace, tmp: Path) -> dict:
     cuda = args.device.startswith("cuda")
-    built = make_modes(backend, build_segmenter(name, args, tmp), args)
+    segmenter = build_segmenter(name, args, tmp)
+    built = make_modes(backend, segmenter, args)
     modes = built["modes"]
     counter = FlopCounter(backend) if args.peak_flops else None
     for fn in modes.values():  # warm-up round (kernels, caches, worker start-up)
         fn(paths[: max(2, args.chunk_size)])
+    seg_cpu = segment_cpu_s(segmenter, paths) if not cuda and name != "none" else None
     seconds: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
     util: dict[str, list[float]] = {m: [] for m in modes}
@@ -300,6 +328,8 @@ def bench_segmenter(name: str, backend: Any, paths: list[Path], args: argparse.N
         for mode in ("authors", "serial"):
             if mode in rows and fast in rows:
                 out[f"{fast}_over_{mode}"] = round(rows[fast]["images_per_s"] / rows[mode]["images_per_s"], 2)
+    if seg_cpu is not None:  # the part of every mode's work that no pipeline can avoid
+        out["segmenter_cpu_s_per_image"] = round(seg_cpu, 4)
     if "serial" in rows and not cuda:  # the serial path does all the work once, in this process
         cores = os.cpu_count() or 1
         out["cpu_bound_images_per_s"] = round(cores / rows["serial"]["main_process_cpu_s_per_image"], 2)
@@ -331,9 +361,13 @@ def print_table(report: dict) -> None:
             mfu = "" if r["mfu_pct"] is None else f"{r['mfu_pct']:.1f}"
             print(f"{mode:13s} {r['images_per_s']:9.2f} {r['s_per_image']:8.3f} {r['regions_per_image']:8.2f} "
                   f"{r['failed']:6d} {util:>6s} {mfu:>6s}")  # fmt: skip
+        if seg.get("segmenter_cpu_s_per_image"):
+            print(f"segmenter alone: {seg['segmenter_cpu_s_per_image']:.3f} CPU s per image")
         if seg.get("cpu_bound_images_per_s"):
-            print(f"cpu bound (cores / serial CPU s per image): {seg['cpu_bound_images_per_s']:.2f} images/s; "
-                  f"at most {seg.get('max_staged_over_authors', float('nan')):.2f}x the authors' loop")
+            most = seg.get("max_staged_over_authors")
+            most_text = f"; at most {most:.2f}x the authors' loop" if most else ""
+            bound = seg["cpu_bound_images_per_s"]
+            print(f"cpu bound (cores / serial CPU s per image): {bound:.2f} images/s{most_text}")
         pairs = [(f, m) for f in MODES[2:] for m in MODES[:2] if f"{f}_over_{m}" in seg]
         ratios = [f"{f}/{m} {seg[f'{f}_over_{m}']:.2f}x" for f, m in pairs]
         if ratios:
@@ -348,6 +382,7 @@ def main() -> None:
     ap.add_argument("--family", choices=["qwen", "owl3"], default="qwen")
     ap.add_argument("--size", choices=["tiny", "7b"], default="tiny", help="tiny (CPU) or random 7B-size (GPU)")
     ap.add_argument("--random-7b", action="store_true", help="= --family qwen --size 7b (Qwen2.5-VL-7B size)")
+    ap.add_argument("--layers", type=int, help="7b: keep only N layers (same code and widths; a CPU dry run)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--images", type=int, default=16)

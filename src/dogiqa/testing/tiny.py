@@ -364,13 +364,19 @@ QWEN25VL_7B_VISION = dict(
 
 
 def random_qwen25vl_7b(
-    folder: str | Path, device: str = "cuda", dtype: str = "bfloat16", max_pixels: int = 12845056, seed: int = 0
+    folder: str | Path,
+    device: str = "cuda",
+    dtype: str = "bfloat16",
+    max_pixels: int = 12845056,
+    seed: int = 0,
+    layers: int | None = None,
 ) -> tuple[object, object]:
     """A randomly initialised model of Qwen2.5-VL-7B's size, built in memory on ``device`` (nothing saved).
 
     For throughput measurements only (~8.3 B parameters, ~16.6 GB in bf16). The tokenizer is the tiny one
-    (files written to ``folder``); the vocabulary size and every matrix are the real model's.
-    Returns (model, processor).
+    (files written to ``folder``); the vocabulary size and every matrix are the real model's. ``layers``
+    keeps only that many decoder layers and vision blocks (the last vision block full attention): the same
+    code and widths, small enough for a CPU check of a GPU benchmark. Returns (model, processor).
     """
     import torch
     import transformers
@@ -381,9 +387,13 @@ def random_qwen25vl_7b(
     ids = write_tokenizer(folder, QWEN_SPECIALS, "Qwen2Tokenizer", eos="<|im_end|>", pad="<|endoftext|>")
     rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}
     text = dict(QWEN25VL_7B_TEXT, bos_token_id=0, eos_token_id=ids["<|im_end|>"], pad_token_id=0, rope_parameters=rope)
+    vision = dict(QWEN25VL_7B_VISION)
+    if layers:
+        text["num_hidden_layers"] = layers
+        vision.update(depth=layers, fullatt_block_indexes=[layers - 1])
     config = transformers.Qwen2_5_VLConfig(
         text_config=text,
-        vision_config=QWEN25VL_7B_VISION,
+        vision_config=vision,
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
