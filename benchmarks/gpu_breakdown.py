@@ -55,7 +55,7 @@ def main() -> None:
 
     import torch
     from PIL import Image
-    from pipeline import write_images
+    from pipeline import FlopCounter, write_images
 
     from dogiqa.backends.transformers_vlm import TransformersVLM
     from dogiqa.scorers.mllm import MLLMScorer
@@ -68,10 +68,10 @@ def main() -> None:
         model, proc = random_qwen25vl_7b(
             tmp / "q7b", args.device, args.dtype, max_pixels=args.max_pixels, layers=args.layers
         )
-    named = list(model.named_parameters())
-    vision_params = sum(p.numel() for n, p in named if "visual" in n)
-    llm_params = sum(p.numel() for _, p in named) - vision_params
     backend = TransformersVLM.from_objects(model, proc, "random Qwen2.5-VL-7B-size")
+    sizes = FlopCounter(backend)  # the benchmark's own split of the parameters: vision tower / language model
+    vision_params, llm_params = sizes.vision_params, sizes.llm_params
+    visual = model.model.visual if hasattr(model, "model") else model.visual
     text = backend.render(MLLMScorer(backend).prompt_for("global"))  # the scorer's own global prompt
     report = {"device": torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device,
               "side": args.side, "vision_params": vision_params, "llm_params": llm_params, "rows": []}  # fmt: skip
@@ -81,7 +81,6 @@ def main() -> None:
         inputs = backend._encode(text, batch)  # processor + copy to the device, as the backend does
         pre_s = (time.perf_counter() - start) / n
         patches, tokens = int(inputs["pixel_values"].shape[0]), int(inputs["input_ids"].numel())
-        visual = model.model.visual if hasattr(model, "model") else model.visual
 
         def vision(inputs=inputs, visual=visual):
             with torch.inference_mode():

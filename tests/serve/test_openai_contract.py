@@ -424,17 +424,22 @@ def test_jpeg_quality_and_format_reach_the_request(srv):
     assert srv.requests[-1]["messages"][0]["content"][1]["image_url"]["url"].startswith("data:image/png;")
 
 
-def test_an_image_that_cannot_be_encoded_is_a_per_item_error(srv):
-    class Broken:
+def unsaveable(exc: Exception) -> object:
+    """A 10x10 RGB image stand-in whose ``save`` (the client's encoding) raises ``exc``."""
+
+    class Unsaveable:
         size = (10, 10)
         width = height = 10
         mode = "RGB"
 
         def save(self, *a, **k):
-            raise OSError("disk on fire")
+            raise exc
 
+    return Unsaveable()
+
+def test_an_image_that_cannot_be_encoded_is_a_per_item_error(srv):
     with client(srv) as be:
-        bad, good = be.run([Broken(), IMG], PROMPT, LEVELS)  # type: ignore[list-item]
+        bad, good = be.run([unsaveable(OSError("disk on fire")), IMG], PROMPT, LEVELS)  # type: ignore[list-item]
     assert "could not encode" in bad.error and "disk on fire" in bad.error
     assert good.error is None and len(srv.requests) == 1
 
@@ -653,16 +658,8 @@ def test_a_fatal_status_stops_the_rest_of_the_batch(srv):
 
 
 def test_an_unexpected_failure_is_this_items_error_only(srv):
-    class Odd:
-        size = (10, 10)
-        width = height = 10
-        mode = "RGB"
-
-        def save(self, *a, **k):
-            raise RuntimeError("unexpected")
-
     with client(srv) as be:
-        bad, good = be.run([Odd(), IMG], PROMPT, LEVELS)  # type: ignore[list-item]
+        bad, good = be.run([unsaveable(RuntimeError("unexpected")), IMG], PROMPT, LEVELS)  # type: ignore[list-item]
     assert bad.error.startswith(BACKEND_FAILED) and "RuntimeError: unexpected" in bad.error
     assert bad.meta["backend_error"] is True and bad.meta["attempts"] == 0 and bad.meta["absent"] == len(LEVELS)
     assert good.error is None and good.text == "5"
